@@ -1,0 +1,22 @@
+import Type, { type Static } from 'typebox'
+
+/** Every non-2xx answer: Fastify's error shape, with a stable `code`. */
+export const ErrorSchema = Type.Object(
+  {
+    statusCode: Type.Integer({ description: 'The HTTP status, repeated.' }),
+    code: Type.String({ description: 'Stable machine-readable code, such as XENT_TARGET_OUT_OF_RANGE.' }),
+    error: Type.String({ description: 'The HTTP status text.' }),
+    message: Type.String({ description: 'What to fix and where: the field and the first offending position.' })
+  },
+  { title: 'Error' }
+)
+export type ErrorBody = Static<typeof ErrorSchema>
+
+/** A dimension may not be empty: every array in a tensor has at least one element. */
+const nonEmpty = { minItems: 1 }
+
+export const NumberVectorSchema = Type.Array(Type.Number(), nonEmpty)
+export const NumberMatrixSchema = Type.Array(NumberVectorSchema, nonEmpty)
+export const NumberTensor3Schema = Type.Array(NumberMatrixSchema, nonEmpty)
+export const IntegerVectorSchema = Type.Array(Type.Integer(), nonEmpty)
+export const IntegerMatrixSchema = Type.Array(IntegerVectorSchema, nonEmpty)

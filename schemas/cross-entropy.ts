@@ -1,0 +1,91 @@
+import Type, { type Static } from 'typebox'
+import {
+  IntegerMatrixSchema,
+  IntegerVectorSchema,
+  NumberMatrixSchema,
+  NumberTensor3Schema,
+  NumberVectorSchema
+} from './common.js'
+
+export const REDUCTIONS = ['mean', 'sum', 'none'] as const
+export const OUTPUT_NAMES = ['token_losses', 'gradients'] as const
+export const DEFAULT_IGNORE_INDEX = -100
+const INT32_MIN = -2147483648
+const INT32_MAX = 2147483647
+
+export const ReductionSchema = Type.Enum(REDUCTIONS, {
+  default: 'mean',
+  description: 'As in PyTorch: the weighted mean over counted targets, their sum, or one loss per target.'
+})
+export type Reduction = Static<typeof ReductionSchema>
+
+export const OutputNameSchema = Type.Enum(OUTPUT_NAMES)
+export type OutputName = Static<typeof OutputNameSchema>
+
+export const CrossEntropyRequestSchema = Type.Object(
+  {
+    logits: Type.Union([NumberTensor3Schema, NumberMatrixSchema], {
+      description: 'Raw scores (not probabilities), shaped (B, T, V) or (N, V). Finite numbers, rounded to float32.'
+    }),
+    targets: Type.Union([IntegerMatrixSchema, IntegerVectorSchema], {
+      description: 'Class indices shaped (B, T) or (N), each in [0, V) or equal to ignore_index.'
+    }),
+    reduction: Type.Optional(ReductionSchema),
+    ignore_index: Type.Optional(
+      Type.Integer({
+        default: DEFAULT_IGNORE_INDEX,
+        minimum: INT32_MIN,
+        maximum: INT32_MAX,
+        description: 'Targets equal to this value (padding) are skipped.'
+      })
+    ),
+    label_smoothing: Type.Optional(
+      Type.Number({
+        default: 0,
+        minimum: 0,
+        maximum: 1,
+        description: "Mixes the one-hot target with the uniform distribution, as PyTorch's label_smoothing."
+      })
+    ),
+    weight: Type.Optional(
+      Type.Array(Type.Number({ minimum: 0 }), {
+        minItems: 1,
+        description: 'Per-class weights of length V, finite and ≥ 0, as PyTorch’s weight.'
+      })
+    ),
+    outputs: Type.Optional(
+      Type.Array(OutputNameSchema, {
+        default: ['token_losses'],
+        uniqueItems: true,
+        description: 'Which large outputs to return.'
+      })
+    )
+  },
+  { additionalProperties: false, title: 'CrossEntropyRequest' }
+)
+export type CrossEntropyRequest = Static<typeof CrossEntropyRequestSchema>
+
+export const CrossEntropyResponseSchema = Type.Object(
+  {
+    loss: Type.Union([Type.Number(), Type.Null(), NumberVectorSchema, NumberMatrixSchema], {
+      description:
+        'F.cross_entropy: a number for mean and sum, an array shaped like targets for none; null where PyTorch gives NaN (a mean over zero total weight).'
+    }),
+    perplexity: Type.Union([Type.Number(), Type.Null()], {
+      description: 'exp(mean plain −log p[target]) over counted targets; null when count is 0 or it overflows.'
+    }),
+    count: Type.Integer({ minimum: 0, description: 'Targets not equal to ignore_index.' }),
+    token_losses: Type.Optional(
+      Type.Union([NumberVectorSchema, NumberMatrixSchema], {
+        description: 'Shaped like targets: the reduction="none" losses, 0 at ignored positions.'
+      })
+    ),
+    gradients: Type.Optional(
+      Type.Union([NumberTensor3Schema, NumberMatrixSchema], {
+        description: 'Shaped like logits: d loss / d logits for the chosen reduction (for none, of the sum).'
+      })
+    )
+  },
+  { title: 'CrossEntropyResponse' }
+)
+export type CrossEntropyResponse = Static<typeof CrossEntropyResponseSchema>

@@ -1,0 +1,42 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { formatSchemaErrors } from './codec/schema-errors.js'
+import type { Config } from './config.js'
+import contentTypes from './plugins/content-types.js'
+import errors from './plugins/errors.js'
+import pool from './plugins/pool.js'
+import swagger from './plugins/swagger.js'
+import crossEntropyRoutes from './routes/cross-entropy.js'
+import healthRoutes from './routes/health.js'
+
+const MIB = 1024 * 1024
+
+export type AppConfig = Pick<Config, 'POOL_THREADS' | 'BODY_LIMIT_MB' | 'LOG_LEVEL'>
+
+export function serverOptions(config: AppConfig): FastifyServerOptions {
+  return {
+    logger: {
+      level: config.LOG_LEVEL,
+      // Request bodies are never logged (they are megabytes of floats); credentials are redacted.
+      redact: ['req.headers.authorization']
+    },
+    bodyLimit: Math.floor(config.BODY_LIMIT_MB * MIB),
+    ajv: {
+      // The contract: no coercion ("1" is not 1), unknown fields are errors rather than dropped.
+      customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, verbose: true }
+    },
+    schemaErrorFormatter: formatSchemaErrors
+  }
+}
+
+/** Builds the whole service without listening: external plugins, our plugins, then routes. */
+export async function buildApp(config: AppConfig, overrides: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ ...serverOptions(config), ...overrides }).withTypeProvider<TypeBoxTypeProvider>()
+  await app.register(swagger)
+  await app.register(contentTypes)
+  await app.register(errors)
+  await app.register(pool, { threads: config.POOL_THREADS })
+  await app.register(healthRoutes)
+  await app.register(crossEntropyRoutes)
+  return app
+}

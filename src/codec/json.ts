@@ -1,0 +1,202 @@
+import type { CrossEntropyRequest, CrossEntropyResponse } from '../../schemas/cross-entropy.js'
+import { DEFAULT_IGNORE_INDEX } from '../../schemas/cross-entropy.js'
+import { type CrossEntropyBatch, sharedFloat32, sharedInt32 } from '../batch.js'
+import { XentErrors } from '../errors.js'
+import type { CrossEntropyResult } from '../pool/compute.js'
+import { formatPosition } from './schema-errors.js'
+
+/**
+ * The JSON wire format ⇄ typed arrays. The schema has already checked every type (numbers,
+ * integers, nesting depth, non-empty arrays); this pass checks what a schema cannot (ragged rows,
+ * shapes that agree, targets inside the vocabulary, float32 range) while it copies the numbers
+ * into shared memory, and names the first offending position.
+ */
+
+export function decodeJsonRequest(body: CrossEntropyRequest): CrossEntropyBatch {
+  const ignoreIndex = body.ignore_index ?? DEFAULT_IGNORE_INDEX
+  const { rows, vocab, logitsShape, targetsShape } = measureShapes(body.logits, body.targets)
+
+  const logits = sharedFloat32(rows * vocab)
+  copyLogits(body.logits, logitsShape, logits)
+
+  const targets = sharedInt32(rows)
+  copyTargets(body.targets, vocab, ignoreIndex, targets)
+
+  return {
+    logits,
+    targets,
+    rows,
+    vocab,
+    logitsShape,
+    targetsShape,
+    weight: body.weight === undefined ? null : decodeWeight(body.weight, vocab),
+    reduction: body.reduction ?? 'mean',
+    ignoreIndex,
+    labelSmoothing: body.label_smoothing ?? 0,
+    outputs: new Set(body.outputs ?? ['token_losses'])
+  }
+}
+
+interface Shapes {
+  rows: number
+  vocab: number
+  logitsShape: number[]
+  targetsShape: number[]
+}
+
+function isMatrix(logits: CrossEntropyRequest['logits']): logits is number[][] {
+  return !Array.isArray(logits[0][0])
+}
+
+function measureShapes(logits: CrossEntropyRequest['logits'], targets: CrossEntropyRequest['targets']): Shapes {
+  const targetsAreMatrix = Array.isArray(targets[0])
+  if (isMatrix(logits)) {
+    const n = logits.length
+    const vocab = logits[0].length
+    for (let i = 1; i < n; i++) expectLength(logits[i], vocab, ['logits', i], 'logits[0]')
+    if (targetsAreMatrix) {
+      throw new XentErrors.SHAPE_MISMATCH(
+        `targets must be a flat array of ${n} integers to match logits shaped (N, V) = (${n}, ${vocab}), got a nested array`
+      )
+    }
+    expectTargetsLength(targets as number[], n, [], `N = ${n}`)
+    return { rows: n, vocab, logitsShape: [n, vocab], targetsShape: [n] }
+  }
+
+  const batch = logits as number[][][]
+  const b = batch.length
+  const t = batch[0].length
+  const vocab = batch[0][0].length
+  for (let i = 0; i < b; i++) {
+    if (i > 0) expectLength(batch[i], t, ['logits', i], 'logits[0]')
+    for (let j = 0; j < t; j++) {
+      if (i > 0 || j > 0) expectLength(batch[i][j], vocab, ['logits', i, j], 'logits[0][0]')
+    }
+  }
+  if (!targetsAreMatrix) {
+    throw new XentErrors.SHAPE_MISMATCH(
+      `targets must be shaped (B, T) = (${b}, ${t}) to match logits shaped (B, T, V) = (${b}, ${t}, ${vocab}), got a flat array`
+    )
+  }
+  const targetRows = targets as number[][]
+  expectTargetsLength(targetRows, b, [], `B = ${b}`)
+  for (let i = 0; i < b; i++) expectTargetsLength(targetRows[i], t, [i], `T = ${t}`)
+  return { rows: b * t, vocab, logitsShape: [b, t, vocab], targetsShape: [b, t] }
+}
+
+function expectLength(row: unknown[], expected: number, position: Array<string | number>, like: string): void {
+  if (row.length !== expected) {
+    throw new XentErrors.SHAPE_MISMATCH(
+      `${formatPosition(position)} has length ${row.length}, expected ${expected} like ${like} (rows must not be ragged)`
+    )
+  }
+}
+
+function expectTargetsLength(row: unknown[], expected: number, position: number[], dimension: string): void {
+  if (row.length !== expected) {
+    throw new XentErrors.SHAPE_MISMATCH(
+      `${formatPosition(['targets', ...position])} has length ${row.length}, expected ${dimension} from the shape of logits`
+    )
+  }
+}
+
+function copyLogits(source: CrossEntropyRequest['logits'], shape: number[], into: Float32Array): void {
+  const vocab = shape[shape.length - 1]
+  const rowsOf = isMatrix(source) ? [source] : (source as number[][][])
+  let offset = 0
+  for (let i = 0; i < rowsOf.length; i++) {
+    const matrix = rowsOf[i]
+    for (let j = 0; j < matrix.length; j++) {
+      const row = matrix[j]
+      for (let c = 0; c < vocab; c++) into[offset + c] = row[c]
+      // A finite double can still overflow float32 (e.g. 1e39), and JSON's 1e999 parses to Infinity.
+      for (let c = 0; c < vocab; c++) {
+        if (!Number.isFinite(into[offset + c])) {
+          const position = isMatrix(source) ? ['logits', j, c] : ['logits', i, j, c]
+          throw new XentErrors.NON_FINITE(
+            `${formatPosition(position)} is ${row[c]}, which is not a finite float32 (|x| ≤ 3.4028235e38)`
+          )
+        }
+      }
+      offset += vocab
+    }
+  }
+}
+
+function copyTargets(
+  source: CrossEntropyRequest['targets'],
+  vocab: number,
+  ignoreIndex: number,
+  into: Int32Array
+): void {
+  const nested = Array.isArray(source[0])
+  const rowsOf = nested ? (source as number[][]) : [source as number[]]
+  let offset = 0
+  for (let i = 0; i < rowsOf.length; i++) {
+    const row = rowsOf[i]
+    for (let j = 0; j < row.length; j++) {
+      const target = row[j]
+      if (target !== ignoreIndex && !(target >= 0 && target < vocab)) {
+        const position = nested ? ['targets', i, j] : ['targets', j]
+        throw new XentErrors.TARGET_OUT_OF_RANGE(
+          `${formatPosition(position)} is ${target}, outside [0, ${vocab}) and not ignore_index (${ignoreIndex})`
+        )
+      }
+      into[offset + j] = target
+    }
+    offset += row.length
+  }
+}
+
+function decodeWeight(source: number[], vocab: number): Float32Array {
+  if (source.length !== vocab) {
+    throw new XentErrors.INVALID_WEIGHT(`weight has length ${source.length}, expected V = ${vocab} (one per class)`)
+  }
+  const weight = sharedFloat32(vocab)
+  weight.set(source)
+  for (let c = 0; c < vocab; c++) {
+    if (!Number.isFinite(weight[c])) {
+      throw new XentErrors.INVALID_WEIGHT(`weight[${c}] is ${source[c]}, which is not a finite float32`)
+    }
+  }
+  return weight
+}
+
+/** Builds the JSON answer: non-finite scalars become null, large outputs take the caller's shapes. */
+export function encodeJsonResponse(batch: CrossEntropyBatch, result: CrossEntropyResult): CrossEntropyResponse {
+  const response: CrossEntropyResponse = {
+    loss:
+      batch.reduction === 'none'
+        ? (reshape(result.tokenLoss, batch.targetsShape) as number[] | number[][])
+        : finiteOrNull(result.loss),
+    perplexity: finiteOrNull(result.perplexity),
+    count: result.count
+  }
+  if (batch.outputs.has('token_losses')) {
+    response.token_losses = reshape(result.tokenLoss, batch.targetsShape) as number[] | number[][]
+  }
+  if (result.gradients !== null) {
+    response.gradients = reshape(result.gradients, batch.logitsShape) as number[][] | number[][][]
+  }
+  return response
+}
+
+function finiteOrNull(value: number): number | null {
+  return Number.isFinite(value) ? value : null
+}
+
+type Nested = number[] | number[][] | number[][][]
+
+/** A flat typed array → nested plain arrays of the given shape (1 to 3 dimensions). */
+export function reshape(flat: Float32Array | Float64Array, shape: number[]): Nested {
+  const last = shape[shape.length - 1]
+  const leaves: number[][] = []
+  for (let offset = 0; offset < flat.length; offset += last) {
+    leaves.push(Array.from(flat.subarray(offset, offset + last)))
+  }
+  if (shape.length === 1) return leaves[0]
+  if (shape.length === 2) return leaves
+  const outer: number[][][] = []
+  for (let i = 0; i < shape[0]; i++) outer.push(leaves.slice(i * shape[1], (i + 1) * shape[1]))
+  return outer
+}

@@ -1,0 +1,30 @@
+import createError from '@fastify/error'
+
+/**
+ * Every error xent answers with, one row each: a stable code, an HTTP status and a message
+ * template. 4xx messages name the field and the first offending position.
+ */
+export const XentErrors = {
+  INVALID_REQUEST: createError('XENT_INVALID_REQUEST', '%s', 400),
+  UNKNOWN_FIELD: createError('XENT_UNKNOWN_FIELD', '%s', 400),
+  EMPTY_DIMENSION: createError('XENT_EMPTY_DIMENSION', '%s', 400),
+  SHAPE_MISMATCH: createError('XENT_SHAPE_MISMATCH', '%s', 400),
+  NON_FINITE: createError('XENT_NON_FINITE', '%s', 400),
+  TARGET_OUT_OF_RANGE: createError('XENT_TARGET_OUT_OF_RANGE', '%s', 400),
+  INVALID_WEIGHT: createError('XENT_INVALID_WEIGHT', '%s', 400),
+  MALFORMED_JSON: createError('XENT_MALFORMED_JSON', 'The body is not valid JSON: %s', 400),
+  BAD_REQUEST: createError('XENT_BAD_REQUEST', '%s', 400),
+  NOT_FOUND: createError('XENT_NOT_FOUND', 'No route %s %s', 404),
+  BODY_TOO_LARGE: createError(
+    'XENT_BODY_TOO_LARGE',
+    'The body is larger than the limit of %s bytes (BODY_LIMIT_MB)',
+    413
+  ),
+  UNSUPPORTED_MEDIA_TYPE: createError(
+    'XENT_UNSUPPORTED_MEDIA_TYPE',
+    'Content-Type %s is not supported; send application/json',
+    415
+  ),
+  SHUTTING_DOWN: createError('XENT_SHUTTING_DOWN', 'The service is shutting down; retry on another instance', 503),
+  INTERNAL: createError('XENT_INTERNAL', 'Internal error; the request id is %s', 500)
+} as const

@@ -1,0 +1,133 @@
+/**
+ * The fused cross-entropy core: log-softmax, the gather of the target's log-probability and,
+ * when asked, the gradient, in one pass per row over a flattened (rows, vocab) batch.
+ *
+ * Kernels here are plain functions over typed arrays (no Fastify, no I/O, no allocation in loops),
+ * so the same code runs on the main thread in tests and inside the pool's workers.
+ *
+ * Formulas follow PyTorch's `F.cross_entropy` (aten/src/ATen/native/LossNLL.cpp). For a row with
+ * target y, log-sum-exp `lse`, class weights w (all 1 without `weight`), W_all = Σ_c w_c, smoothing ε:
+ *   nll        = lse − x_y                                   (plain −log p[y], used for perplexity)
+ *   token loss = (1 − ε)·w_y·nll + ε/V · Σ_c w_c·(lse − x_c)
+ *   d/dx_c     = scale · [ (1 − ε)·w_y·(p_c − [c = y]) + ε/V · (W_all·p_c − w_c) ]
+ * where scale is 1/Σ_i w_{y_i} for `mean`, 1 for `sum` and `none` (the gradient of the sum).
+ */
+
+export interface CrossEntropyParams {
+  /** Number of classes V: the length of every row. */
+  vocab: number
+  /** Targets equal to this are skipped: zero loss, zero gradient. */
+  ignoreIndex: number
+  /** ε in [0, 1]. */
+  labelSmoothing: number
+  /** Per-class weights of length V, or null for all ones. */
+  weight: Float32Array | null
+  /** Σ_c w_c (V without weights); the smoothing term's total class weight. */
+  classWeightSum: number
+  /** Multiplies every gradient entry; see the module comment. */
+  gradScale: number
+}
+
+export interface CrossEntropyOutputs {
+  /** Per-row PyTorch `reduction="none"` loss (weights and smoothing included), 0 where ignored. */
+  tokenLoss: Float64Array
+  /** Per-row plain −log p[target], 0 where ignored. */
+  nll: Float64Array
+  /** (rows × vocab) gradient, written in place, or null when it was not asked for. */
+  gradients: Float32Array | null
+}
+
+/**
+ * Runs rows [rowStart, rowEnd) of the batch. Targets must already be validated: each is either
+ * `ignoreIndex` or in [0, vocab). Logits must be finite.
+ */
+export function crossEntropyRows(
+  logits: Float32Array,
+  targets: Int32Array,
+  params: CrossEntropyParams,
+  rowStart: number,
+  rowEnd: number,
+  out: CrossEntropyOutputs
+): void {
+  const { vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale } = params
+  const { tokenLoss, nll, gradients } = out
+  const smoothingPerClass = labelSmoothing / vocab
+
+  for (let row = rowStart; row < rowEnd; row++) {
+    const base = row * vocab
+    const target = targets[row]
+    if (target === ignoreIndex) {
+      tokenLoss[row] = 0
+      nll[row] = 0
+      if (gradients !== null) gradients.fill(0, base, base + vocab)
+      continue
+    }
+
+    let max = -Infinity
+    for (let c = 0; c < vocab; c++) {
+      const x = logits[base + c]
+      if (x > max) max = x
+    }
+    // Subtracting the row max keeps every exponent ≤ 0, so exp never overflows; the sum is in
+    // float64 (JS numbers), and at least one term is exactly 1, so the log is finite.
+    let sumExp = 0
+    for (let c = 0; c < vocab; c++) sumExp += Math.exp(logits[base + c] - max)
+    const logSumExp = max + Math.log(sumExp)
+
+    const rowNll = logSumExp - logits[base + target]
+    const targetWeight = weight === null ? 1 : weight[target]
+    let loss = (1 - labelSmoothing) * targetWeight * rowNll
+    if (labelSmoothing > 0) {
+      // Σ_c w_c·(lse − x_c) = W_all·lse − Σ_c w_c·x_c
+      let weightedLogits = 0
+      if (weight === null) {
+        for (let c = 0; c < vocab; c++) weightedLogits += logits[base + c]
+      } else {
+        for (let c = 0; c < vocab; c++) weightedLogits += weight[c] * logits[base + c]
+      }
+      loss += smoothingPerClass * (classWeightSum * logSumExp - weightedLogits)
+    }
+    tokenLoss[row] = loss
+    nll[row] = rowNll
+
+    if (gradients !== null) {
+      const hardScale = gradScale * (1 - labelSmoothing) * targetWeight
+      const softScale = gradScale * smoothingPerClass
+      const probScale = hardScale + softScale * classWeightSum
+      for (let c = 0; c < vocab; c++) {
+        const p = Math.exp(logits[base + c] - logSumExp)
+        const w = weight === null ? 1 : weight[c]
+        gradients[base + c] = probScale * p - softScale * w
+      }
+      gradients[base + target] -= hardScale
+    }
+  }
+}
+
+export interface TargetSummary {
+  /** Targets not equal to `ignoreIndex`. */
+  count: number
+  /** Σ w[target] over counted targets (equal to `count` without weights): the `mean` divisor. */
+  targetWeightSum: number
+}
+
+/** Counts the targets that take part and sums their class weights. */
+export function summarizeTargets(targets: Int32Array, ignoreIndex: number, weight: Float32Array | null): TargetSummary {
+  let count = 0
+  let targetWeightSum = 0
+  for (let i = 0; i < targets.length; i++) {
+    const target = targets[i]
+    if (target === ignoreIndex) continue
+    count++
+    targetWeightSum += weight === null ? 1 : weight[target]
+  }
+  return { count, targetWeightSum }
+}
+
+/** Σ_c w_c, or V without weights. */
+export function classWeightSum(weight: Float32Array | null, vocab: number): number {
+  if (weight === null) return vocab
+  let sum = 0
+  for (let c = 0; c < weight.length; c++) sum += weight[c]
+  return sum
+}

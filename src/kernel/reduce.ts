@@ -1,0 +1,41 @@
+import type { Reduction } from '../../schemas/cross-entropy.js'
+import type { TargetSummary } from './cross-entropy.js'
+
+/**
+ * The gradient's scale for a reduction: the mean divides by the total target weight; `sum` and
+ * `none` (whose gradient is that of the sum) use 1. A mean over zero total weight has no
+ * gradient in PyTorch (0/0 = NaN); xent answers zeros there, because nothing counts.
+ */
+export function gradientScale(reduction: Reduction, summary: TargetSummary): number {
+  if (reduction !== 'mean') return 1
+  return summary.targetWeightSum > 0 ? 1 / summary.targetWeightSum : 0
+}
+
+export interface ReducedLoss {
+  /** The scalar loss for `mean` and `sum`; NaN for a mean over zero total weight, as in PyTorch. */
+  loss: number
+  /** exp(Σ nll / count); NaN when count is 0, Infinity when it overflows. */
+  perplexity: number
+}
+
+/**
+ * Sums the per-row results in row order on one thread, so the answer is bit-for-bit the same
+ * however the rows were split across workers.
+ */
+export function reduceRows(
+  tokenLoss: Float64Array,
+  nll: Float64Array,
+  reduction: Reduction,
+  summary: TargetSummary
+): ReducedLoss {
+  let lossSum = 0
+  let nllSum = 0
+  for (let row = 0; row < tokenLoss.length; row++) {
+    lossSum += tokenLoss[row]
+    nllSum += nll[row]
+  }
+  // Deliberate NaN: 0/0 for a mean over nothing, which the JSON codec turns into null.
+  const loss = reduction === 'mean' ? lossSum / summary.targetWeightSum : lossSum
+  const perplexity = summary.count === 0 ? Number.NaN : Math.exp(nllSum / summary.count)
+  return { loss, perplexity }
+}

@@ -1,0 +1,51 @@
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { XentErrors } from '../errors.js'
+
+/**
+ * One place where every failure becomes `{statusCode, code, error, message}`. Fastify's own
+ * errors are translated into xent codes here, at the boundary; a 5xx never carries the original
+ * message or stack to the client (it is logged instead).
+ */
+async function errorHandling(app: FastifyInstance): Promise<void> {
+  const bodyLimit = app.initialConfig.bodyLimit ?? 0
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const translated = translate(error, request.headers['content-type'], bodyLimit)
+    const statusCode = translated.statusCode ?? 500
+    if (statusCode >= 500) {
+      request.log.error({ err: error }, 'request failed')
+      const internal = new XentErrors.INTERNAL(request.id)
+      return reply.code(500).send(body(500, internal.code, internal.message))
+    }
+    return reply.code(statusCode).send(body(statusCode, translated.code, translated.message))
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    const error = new XentErrors.NOT_FOUND(request.method, request.url.split('?')[0])
+    return reply.code(404).send(body(404, error.code, error.message))
+  })
+}
+
+function translate(error: FastifyError, contentType: string | undefined, bodyLimit: number): FastifyError {
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new XentErrors.UNSUPPORTED_MEDIA_TYPE(JSON.stringify(contentType ?? ''))
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new XentErrors.BODY_TOO_LARGE(String(bodyLimit))
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new XentErrors.MALFORMED_JSON('the body is empty')
+    default:
+      if (error.code?.startsWith('XENT_') === true || error.statusCode === undefined) return error
+      if (error.statusCode >= 500) return error
+      // Any other client error Fastify raises (a bad Content-Length, say) keeps its status.
+      return Object.assign(new XentErrors.BAD_REQUEST(error.message), { statusCode: error.statusCode })
+  }
+}
+
+function body(statusCode: number, code: string, message: string) {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+}
+
+export default fp(errorHandling, { name: 'errors' })

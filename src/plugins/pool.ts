@@ -1,0 +1,72 @@
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { Piscina } from 'piscina'
+import type { CrossEntropyBatch } from '../batch.js'
+import { type CrossEntropyResult, computeCrossEntropy } from '../pool/compute.js'
+import type { CrossEntropyTask } from '../pool/task.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Runs a batch on the worker pool, split across every worker when it is large. */
+    crossEntropy: (batch: CrossEntropyBatch) => Promise<CrossEntropyResult>
+    /** True once the pool has run a task, false again from the start of shutdown. */
+    isReady: () => boolean
+  }
+}
+
+export interface PoolOptions {
+  threads: number
+}
+
+// Under the TypeScript sources (tests, `tsx`), workers load the .ts worker through tsx;
+// the built service runs the compiled .js worker with no loader.
+const fromSources = import.meta.url.endsWith('.ts')
+const workerFile = fileURLToPath(new URL(`../pool/worker.${fromSources ? 'ts' : 'js'}`, import.meta.url))
+
+async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
+  const piscina = new Piscina<CrossEntropyTask, number>({
+    filename: workerFile,
+    minThreads: opts.threads,
+    maxThreads: opts.threads,
+    execArgv: fromSources ? ['--import', 'tsx'] : []
+  })
+  const run = (task: CrossEntropyTask) => piscina.run(task)
+  let ready = false
+
+  app.decorate('crossEntropy', (batch: CrossEntropyBatch) => computeCrossEntropy(batch, run, opts.threads))
+  app.decorate('isReady', () => ready)
+
+  app.addHook('onReady', async () => {
+    // One tiny batch through a worker proves the worker file loads before we call ourselves ready.
+    await app.crossEntropy(warmUpBatch())
+    ready = true
+  })
+  app.addHook('preClose', async () => {
+    ready = false
+  })
+  app.addHook('onClose', async () => {
+    // close() lets queued and running tasks finish, so in-flight requests still get their answer.
+    await piscina.close()
+  })
+}
+
+function warmUpBatch(): CrossEntropyBatch {
+  const logits = new Float32Array(new SharedArrayBuffer(8))
+  const targets = new Int32Array(new SharedArrayBuffer(4))
+  return {
+    logits,
+    targets,
+    rows: 1,
+    vocab: 2,
+    logitsShape: [1, 2],
+    targetsShape: [1],
+    weight: null,
+    reduction: 'mean',
+    ignoreIndex: -100,
+    labelSmoothing: 0,
+    outputs: new Set(['gradients'])
+  }
+}
+
+export default fp(pool, { name: 'pool' })

@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
+import { afterAll, onTestFinished } from 'vitest'
+import { type AppConfig, buildApp } from '../src/app.js'
+
+export const TEST_CONFIG: AppConfig = { POOL_THREADS: 2, BODY_LIMIT_MB: 64, LOG_LEVEL: 'silent' }
+
+/** Builds a ready app for one test; it is closed when the test finishes. */
+export async function build (config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
+  const app = await buildApp({ ...TEST_CONFIG, ...config })
+  onTestFinished(() => app.close())
+  await app.ready()
+  return app
+}
+
+/** Builds one ready app for every test in a file (pools are slow to start); closed after the file. */
+export async function buildForFile (config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
+  const app = await buildApp({ ...TEST_CONFIG, ...config })
+  afterAll(() => app.close())
+  await app.ready()
+  return app
+}
+
+export interface FixtureCase {
+  name: string
+  request: Record<string, unknown> & { logits: number[][] | number[][][]; targets: number[] | number[][] }
+  expected: {
+    loss: number | null | number[] | number[][]
+    perplexity: number | null
+    count: number
+    token_losses: number[] | number[][]
+    gradients: number[][] | number[][][]
+  }
+}
+
+/**
+ * The oracle: test/fixtures/cross_entropy_torch.json is a copy of ../shared/fixtures/cross_entropy_torch.json,
+ * 14 cases computed by PyTorch 1.13's torch.nn.functional.cross_entropy (float64 math on float32-rounded
+ * inputs; see its "meta"). Do not edit it by hand.
+ */
+export const fixtures: FixtureCase[] = JSON.parse(
+  readFileSync(new URL('./fixtures/cross_entropy_torch.json', import.meta.url), 'utf8')
+).cases
+
+/** The fixtures' tolerance for scalars: relative 1e-5, absolute 1e-6 near zero. */
+export function expectScalarClose (actual: number | null, expected: number | null, what: string): void {
+  if (expected === null) {
+    if (actual !== null) throw new Error(`${what}: expected null, got ${actual}`)
+    return
+  }
+  if (actual === null || !(Math.abs(actual - expected) <= Math.max(1e-6, 1e-5 * Math.abs(expected)))) {
+    throw new Error(`${what}: expected ${expected}, got ${actual}`)
+  }
+}
+
+/** The fixtures' tolerance for arrays: |a − e| ≤ 1e-6 + 1e-5·|e| everywhere, same shape. */
+export function expectArrayClose (actual: unknown, expected: unknown, what: string): void {
+  if (Array.isArray(expected)) {
+    if (!Array.isArray(actual) || actual.length !== expected.length) {
+      throw new Error(`${what}: expected an array of length ${expected.length}, got ${JSON.stringify(actual)?.slice(0, 80)}`)
+    }
+    for (let i = 0; i < expected.length; i++) expectArrayClose(actual[i], expected[i], `${what}[${i}]`)
+    return
+  }
+  const e = expected as number
+  const a = actual as number
+  if (typeof a !== 'number' || !(Math.abs(a - e) <= 1e-6 + 1e-5 * Math.abs(e))) {
+    throw new Error(`${what}: expected ${e}, got ${a}`)
+  }
+}

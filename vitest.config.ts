@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Tests that start worker pools and a real server process share 2 cores; run files one at a time.
+    fileParallelism: false,
+    testTimeout: 30_000
+  }
+})
