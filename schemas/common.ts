@@ -8,7 +8,7 @@ export const ErrorSchema = Type.Object(
     error: Type.String({ description: 'The HTTP status text.' }),
     message: Type.String({ description: 'What to fix and where: the field and the first offending position.' })
   },
-  { title: 'Error' }
+  { title: 'Error', description: 'A coded error; the message names the field and the first offending position.' }
 )
 export type ErrorBody = Static<typeof ErrorSchema>
 

@@ -86,6 +86,6 @@ export const CrossEntropyResponseSchema = Type.Object(
       })
     )
   },
-  { title: 'CrossEntropyResponse' }
+  { title: 'CrossEntropyResponse', description: 'The loss, perplexity and count, plus the outputs asked for.' }
 )
 export type CrossEntropyResponse = Static<typeof CrossEntropyResponseSchema>

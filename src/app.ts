@@ -2,9 +2,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { formatSchemaErrors } from './codec/schema-errors.js'
 import type { Config } from './config.js'
+import { createLogger } from './logger.js'
 import contentTypes from './plugins/content-types.js'
 import errors from './plugins/errors.js'
 import pool from './plugins/pool.js'
+import shutdown from './plugins/shutdown.js'
 import swagger from './plugins/swagger.js'
 import crossEntropyRoutes from './routes/cross-entropy.js'
 import healthRoutes from './routes/health.js'
@@ -15,11 +17,7 @@ export type AppConfig = Pick<Config, 'POOL_THREADS' | 'BODY_LIMIT_MB' | 'LOG_LEV
 
 export function serverOptions(config: AppConfig): FastifyServerOptions {
   return {
-    logger: {
-      level: config.LOG_LEVEL,
-      // Request bodies are never logged (they are megabytes of floats); credentials are redacted.
-      redact: ['req.headers.authorization']
-    },
+    loggerInstance: createLogger(config.LOG_LEVEL),
     bodyLimit: Math.floor(config.BODY_LIMIT_MB * MIB),
     ajv: {
       // The contract: no coercion ("1" is not 1), unknown fields are errors rather than dropped.
@@ -35,6 +33,7 @@ export async function buildApp(config: AppConfig, overrides: FastifyServerOption
   await app.register(swagger)
   await app.register(contentTypes)
   await app.register(errors)
+  await app.register(shutdown)
   await app.register(pool, { threads: config.POOL_THREADS })
   await app.register(healthRoutes)
   await app.register(crossEntropyRoutes)

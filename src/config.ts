@@ -18,14 +18,23 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
-/** Validates the environment against ConfigSchema: defaults filled, strings converted, errors named. */
+const NUMBER_LITERAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
+
+/**
+ * Validates the environment against ConfigSchema: defaults filled, numeric strings read as
+ * numbers (never rounded: POOL_THREADS=1.5 is an error, not 1), every problem named.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string> = {}
-  for (const key of Object.keys(ConfigSchema.properties)) {
+  const typed: Record<string, string | number> = {}
+  for (const [key, schema] of Object.entries(ConfigSchema.properties)) {
     const value = env[key]
-    if (value !== undefined && value !== '') raw[key] = value
+    if (value === undefined || value === '') continue
+    raw[key] = value
+    const numeric = 'type' in schema && (schema.type === 'integer' || schema.type === 'number')
+    typed[key] = numeric && NUMBER_LITERAL.test(value) ? Number(value) : value
   }
-  const config = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw))
+  const config = Value.Default(ConfigSchema, typed)
   const errors = Value.Errors(ConfigSchema, config)
   if (errors.length > 0) {
     const problems = errors.map((error) => {

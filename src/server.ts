@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
+import { createLogger } from './logger.js'
 
 // Process concerns only: configuration, signals, listening.
 let config: Config
@@ -8,7 +9,7 @@ try {
   config = loadConfig()
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error
-  process.stderr.write(`xent: ${error.message}\n`)
+  createLogger('info').fatal(error.message)
   process.exit(1)
 }
 

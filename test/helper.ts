@@ -6,7 +6,7 @@ import { type AppConfig, buildApp } from '../src/app.js'
 export const TEST_CONFIG: AppConfig = { POOL_THREADS: 2, BODY_LIMIT_MB: 64, LOG_LEVEL: 'silent' }
 
 /** Builds a ready app for one test; it is closed when the test finishes. */
-export async function build (config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
+export async function build(config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
   const app = await buildApp({ ...TEST_CONFIG, ...config })
   onTestFinished(() => app.close())
   await app.ready()
@@ -14,7 +14,7 @@ export async function build (config: Partial<AppConfig> = {}): Promise<FastifyIn
 }
 
 /** Builds one ready app for every test in a file (pools are slow to start); closed after the file. */
-export async function buildForFile (config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
+export async function buildForFile(config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
   const app = await buildApp({ ...TEST_CONFIG, ...config })
   afterAll(() => app.close())
   await app.ready()
@@ -43,7 +43,7 @@ export const fixtures: FixtureCase[] = JSON.parse(
 ).cases
 
 /** The fixtures' tolerance for scalars: relative 1e-5, absolute 1e-6 near zero. */
-export function expectScalarClose (actual: number | null, expected: number | null, what: string): void {
+export function expectScalarClose(actual: number | null, expected: number | null, what: string): void {
   if (expected === null) {
     if (actual !== null) throw new Error(`${what}: expected null, got ${actual}`)
     return
@@ -54,10 +54,12 @@ export function expectScalarClose (actual: number | null, expected: number | nul
 }
 
 /** The fixtures' tolerance for arrays: |a − e| ≤ 1e-6 + 1e-5·|e| everywhere, same shape. */
-export function expectArrayClose (actual: unknown, expected: unknown, what: string): void {
+export function expectArrayClose(actual: unknown, expected: unknown, what: string): void {
   if (Array.isArray(expected)) {
     if (!Array.isArray(actual) || actual.length !== expected.length) {
-      throw new Error(`${what}: expected an array of length ${expected.length}, got ${JSON.stringify(actual)?.slice(0, 80)}`)
+      throw new Error(
+        `${what}: expected an array of length ${expected.length}, got ${JSON.stringify(actual)?.slice(0, 80)}`
+      )
     }
     for (let i = 0; i < expected.length; i++) expectArrayClose(actual[i], expected[i], `${what}[${i}]`)
     return

@@ -65,6 +65,11 @@ export function formatSchemaErrors(errors: FastifySchemaValidationError[], dataV
         `${where} lists the same value twice (positions ${String(params.j)} and ${String(params.i)})`
       )
     case 'type': {
+      if (typeof error.data === 'number' && !Number.isFinite(error.data)) {
+        // JSON's 1e999 parses to Infinity: a number, but not one the schema's "number" admits.
+        const Err = segments[0] === 'weight' ? XentErrors.INVALID_WEIGHT : XentErrors.NON_FINITE
+        return new Err(`${where} is ${got}; it must be a finite number`)
+      }
       const expected = withArticle(String(params.type))
       const hint = TENSOR_HINT[String(segments[0])]
       return new XentErrors.INVALID_REQUEST(
@@ -78,19 +83,36 @@ export function formatSchemaErrors(errors: FastifySchemaValidationError[], dataV
 
 function pickMostPrecise(errors: AjvError[]): AjvError | undefined {
   let best: AjvError | undefined
-  let bestDepth = -1
-  let bestRank = Number.POSITIVE_INFINITY
   for (const error of errors) {
     if (error.keyword === 'anyOf' || error.keyword === 'oneOf') continue
-    const depth = error.instancePath === '' ? 0 : error.instancePath.split('/').length - 1
-    const rank = KEYWORD_RANK[error.keyword] ?? 6
-    if (depth > bestDepth || (depth === bestDepth && rank < bestRank)) {
+    if (best === undefined) {
       best = error
-      bestDepth = depth
-      bestRank = rank
+      continue
     }
+    const order = compareDocumentOrder(parsePointer(error.instancePath), parsePointer(best.instancePath))
+    if (order > 0 || (order === 0 && rank(error) < rank(best))) best = error
   }
   return best
+}
+
+function rank(error: AjvError): number {
+  if (error.keyword !== 'type') return KEYWORD_RANK[error.keyword] ?? 6
+  // Between "must be an array" and "must be a number" at one place, the scalar is the likelier intent.
+  const type = (error.params as { type?: string }).type
+  return type === 'number' || type === 'integer' ? 8 : 9
+}
+
+/**
+ * Which of two places comes later in the data, as a parser walks it: Ajv stops each branch of a
+ * union at its first failure, so the later failure belongs to the branch that matched more.
+ */
+function compareDocumentOrder(a: Array<string | number>, b: Array<string | number>): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] === b[i]) continue
+    if (typeof a[i] === 'number' && typeof b[i] === 'number') return (a[i] as number) - (b[i] as number)
+    return 0
+  }
+  return a.length - b.length
 }
 
 /** `/logits/0/1` → ['logits', 0, 1], undoing JSON Pointer escapes. */

@@ -34,8 +34,11 @@ export function reduceRows(
     lossSum += tokenLoss[row]
     nllSum += nll[row]
   }
-  // Deliberate NaN: 0/0 for a mean over nothing, which the JSON codec turns into null.
-  const loss = reduction === 'mean' ? lossSum / summary.targetWeightSum : lossSum
+  // Deliberate NaN for a mean over zero total weight: PyTorch divides the NLL part by that weight
+  // (0/0), so its answer is NaN even when the smoothing part alone would be +Inf. The JSON codec
+  // turns NaN into null.
+  let loss = lossSum
+  if (reduction === 'mean') loss = summary.targetWeightSum > 0 ? lossSum / summary.targetWeightSum : Number.NaN
   const perplexity = summary.count === 0 ? Number.NaN : Math.exp(nllSum / summary.count)
   return { loss, perplexity }
 }

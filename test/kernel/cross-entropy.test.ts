@@ -1,0 +1,242 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import type { Reduction } from '../../schemas/cross-entropy.js'
+import type { CrossEntropyBatch } from '../../src/batch.js'
+import { decodeJsonRequest } from '../../src/codec/json.js'
+import { referenceCrossEntropy } from '../../src/kernel/reference.js'
+import { type CrossEntropyResult, computeCrossEntropy } from '../../src/pool/compute.js'
+import { type CrossEntropyTask, runTask } from '../../src/pool/task.js'
+import { expectArrayClose, expectScalarClose, fixtures } from '../helper.js'
+
+/** Runs the kernel on this thread, in as many row ranges as asked. */
+const direct = (task: CrossEntropyTask) => Promise.resolve(runTask(task))
+
+interface Problem {
+  logits: number[][]
+  targets: number[]
+  weight?: number[]
+  ignore_index: number
+  label_smoothing: number
+  reduction: Reduction
+}
+
+function toBatch(problem: Problem): CrossEntropyBatch {
+  return decodeJsonRequest({ ...problem, outputs: ['token_losses', 'gradients'] })
+}
+
+function compute(problem: Problem, tasks = 1): Promise<CrossEntropyResult> {
+  return computeCrossEntropy(toBatch(problem), direct, tasks)
+}
+
+function rowsOf(flat: Float32Array | Float64Array, width: number): number[][] {
+  const rows: number[][] = []
+  for (let i = 0; i < flat.length; i += width) rows.push(Array.from(flat.subarray(i, i + width)))
+  return rows
+}
+
+/** Random problems: logits as multiples of 1/16 (exact in float32), some ignored rows, options. */
+const problemArb = fc
+  .record({ rows: fc.integer({ min: 1, max: 6 }), vocab: fc.integer({ min: 1, max: 12 }) })
+  .chain(({ rows, vocab }) =>
+    fc.record({
+      logits: fc.array(
+        fc.array(
+          fc.integer({ min: -320, max: 320 }).map((k) => k / 16),
+          { minLength: vocab, maxLength: vocab }
+        ),
+        {
+          minLength: rows,
+          maxLength: rows
+        }
+      ),
+      targets: fc.array(fc.oneof(fc.integer({ min: 0, max: vocab - 1 }), fc.constant(-100)), {
+        minLength: rows,
+        maxLength: rows
+      }),
+      weight: fc.option(
+        fc.array(
+          fc.integer({ min: 0, max: 64 }).map((k) => k / 32),
+          { minLength: vocab, maxLength: vocab }
+        ),
+        {
+          nil: undefined
+        }
+      ),
+      ignore_index: fc.constant(-100),
+      label_smoothing: fc.oneof(
+        fc.constant(0),
+        fc.integer({ min: 0, max: 16 }).map((k) => k / 16)
+      ),
+      reduction: fc.constantFrom<Reduction>('mean', 'sum', 'none')
+    })
+  )
+
+describe('fused kernel against the PyTorch fixtures', () => {
+  it.each(fixtures.map((fixture) => [fixture.name, fixture] as const))('%s', async (_name, { request, expected }) => {
+    const batch = decodeJsonRequest({ ...request, outputs: ['token_losses', 'gradients'] } as never)
+    const result = await computeCrossEntropy(batch, direct, 1)
+    const rows = rowsOf(result.tokenLoss, batch.targetsShape.at(-1) as number)
+    expectArrayClose(batch.targetsShape.length === 1 ? rows[0] : rows, expected.token_losses, 'token_losses')
+    if (!Array.isArray(expected.loss))
+      expectScalarClose(Number.isNaN(result.loss) ? null : result.loss, expected.loss, 'loss')
+    expectScalarClose(Number.isFinite(result.perplexity) ? result.perplexity : null, expected.perplexity, 'perplexity')
+    expect(result.count).toBe(expected.count)
+    const flatGradients = (expected.gradients as unknown[]).flat(2) as number[]
+    expectArrayClose(Array.from(result.gradients as Float32Array), flatGradients, 'gradients')
+  })
+})
+
+describe('fused kernel properties', () => {
+  it('agrees with the plain reference transcription of PyTorch', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb, async (problem) => {
+        const result = await compute(problem)
+        const reference = referenceCrossEntropy({
+          ...problem,
+          ignoreIndex: problem.ignore_index,
+          labelSmoothing: problem.label_smoothing
+        })
+        expectArrayClose(Array.from(result.tokenLoss), reference.tokenLoss, 'tokenLoss')
+        if (problem.reduction !== 'none') {
+          const loss = reference.loss as number
+          if (Number.isNaN(loss)) expect(result.loss).toBeNaN()
+          else expectScalarClose(result.loss, loss, 'loss')
+        }
+        if (Number.isNaN(reference.perplexity)) expect(result.perplexity).toBeNaN()
+        else expectScalarClose(result.perplexity, reference.perplexity, 'perplexity')
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  it('gives the gradient of the reference loss (central finite differences)', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb, async (problem) => {
+        const result = await compute(problem)
+        const vocab = problem.logits[0].length
+        const options = { ...problem, ignoreIndex: problem.ignore_index, labelSmoothing: problem.label_smoothing }
+        // For none, PyTorch's gradient is that of the sum.
+        const scalarLoss = (logits: number[][]) => {
+          const { loss } = referenceCrossEntropy({ ...options, logits })
+          return Array.isArray(loss) ? loss.reduce((a, b) => a + b, 0) : loss
+        }
+        if (Number.isNaN(scalarLoss(problem.logits))) return // mean over zero weight: answered with zeros, checked below
+        const h = 1e-4
+        for (let r = 0; r < problem.logits.length; r++) {
+          for (let c = 0; c < vocab; c++) {
+            const plus = problem.logits.map((row) => row.slice())
+            const minus = problem.logits.map((row) => row.slice())
+            plus[r][c] += h
+            minus[r][c] -= h
+            const numeric = (scalarLoss(plus) - scalarLoss(minus)) / (2 * h)
+            const analytic = (result.gradients as Float32Array)[r * vocab + c]
+            expect(Math.abs(analytic - numeric)).toBeLessThan(1e-5 + 1e-4 * Math.abs(numeric))
+          }
+        }
+      }),
+      { numRuns: 150 }
+    )
+  })
+
+  it('answers zeros, not NaN, for the gradient of a mean over zero total weight', async () => {
+    const result = await compute({
+      logits: [
+        [1, 2],
+        [3, 4]
+      ],
+      targets: [0, -100],
+      weight: [0, 1],
+      ignore_index: -100,
+      label_smoothing: 0.5,
+      reduction: 'mean'
+    })
+    expect(result.loss).toBeNaN()
+    expect(Array.from(result.gradients as Float32Array)).toEqual([0, 0, 0, 0])
+  })
+
+  it('is unchanged when a constant is added to a row', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb, fc.integer({ min: -1000, max: 1000 }), fc.nat(), async (problem, shift, pick) => {
+        const row = pick % problem.logits.length
+        const shifted = {
+          ...problem,
+          logits: problem.logits.map((xs, r) => (r === row ? xs.map((x) => x + shift) : xs))
+        }
+        const [before, after] = await Promise.all([compute(problem), compute(shifted)])
+        const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a))
+        for (let i = 0; i < before.tokenLoss.length; i++)
+          expect(close(before.tokenLoss[i], after.tokenLoss[i])).toBe(true)
+        const g0 = before.gradients as Float32Array
+        const g1 = after.gradients as Float32Array
+        for (let i = 0; i < g0.length; i++) expect(Math.abs(g0[i] - g1[i])).toBeLessThanOrEqual(1e-7)
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it('has gradient rows that sum to ~0 and token losses ≥ 0', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb, async (problem) => {
+        const result = await compute(problem)
+        const vocab = problem.logits[0].length
+        for (const row of rowsOf(result.gradients as Float32Array, vocab)) {
+          expect(Math.abs(row.reduce((a, b) => a + b, 0))).toBeLessThan(1e-6)
+        }
+        for (const loss of result.tokenLoss) expect(loss).toBeGreaterThanOrEqual(0)
+        if (problem.reduction !== 'none' && !Number.isNaN(result.loss)) expect(result.loss).toBeGreaterThanOrEqual(0)
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it('gives exactly log V for uniform logits, with or without smoothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 50_000 }),
+        fc.integer({ min: -100, max: 100 }),
+        fc.constantFrom(0, 0.1, 1),
+        async (vocab, level, smoothing) => {
+          const result = await compute({
+            logits: [new Array(vocab).fill(level)],
+            targets: [vocab - 1],
+            ignore_index: -100,
+            label_smoothing: smoothing,
+            reduction: 'mean'
+          })
+          expect(Math.abs(result.loss - Math.log(vocab))).toBeLessThan(1e-12 * Math.max(1, Math.log(vocab)))
+          expect(Math.abs(result.perplexity - vocab)).toBeLessThan(1e-9 * vocab)
+        }
+      ),
+      { numRuns: 60 }
+    )
+  })
+
+  it('stays finite for logits of ±1e4', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb, async (problem) => {
+        const huge = { ...problem, logits: problem.logits.map((row) => row.map((x) => (x >= 0 ? 1e4 : -1e4) + x)) }
+        const result = await compute(huge)
+        for (const loss of result.tokenLoss) expect(Number.isFinite(loss)).toBe(true)
+        for (const g of result.gradients as Float32Array) expect(Number.isFinite(g)).toBe(true)
+        const reference = referenceCrossEntropy({ ...huge, ignoreIndex: -100, labelSmoothing: huge.label_smoothing })
+        expectArrayClose(Array.from(result.tokenLoss), reference.tokenLoss, 'tokenLoss')
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it('gives the same bits however the rows are split into tasks', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb, fc.integer({ min: 2, max: 8 }), async (problem, tasks) => {
+        const whole = await compute(problem, 1)
+        const batch = toBatch(problem)
+        // Force a split even for tiny batches by calling the kernel per range directly.
+        const split = await computeCrossEntropy(batch, direct, tasks)
+        expect(Object.is(split.loss, whole.loss)).toBe(true)
+        expect(Array.from(split.tokenLoss)).toEqual(Array.from(whole.tokenLoss))
+        expect(Array.from(split.gradients as Float32Array)).toEqual(Array.from(whole.gradients as Float32Array))
+      }),
+      { numRuns: 100 }
+    )
+  })
+})
