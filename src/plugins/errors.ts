@@ -14,7 +14,7 @@ async function errorHandling(app: FastifyInstance): Promise<void> {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const translated = translate(error, request.headers['content-type'], bodyLimit)
     const statusCode = translated.statusCode ?? 500
-    if (statusCode >= 500) {
+    if (statusCode >= 500 && translated.code?.startsWith('XENT_') !== true) {
       request.log.error({ err: error }, 'request failed')
       const internal = new XentErrors.INTERNAL(request.id)
       return reply.code(500).send(body(500, internal.code, internal.message))

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Piscina } from 'piscina'
 import type { CrossEntropyBatch } from '../batch.js'
+import { XentErrors } from '../errors.js'
 import { type CrossEntropyResult, computeCrossEntropy } from '../pool/compute.js'
 import type { CrossEntropyTask } from '../pool/task.js'
 
@@ -32,9 +33,18 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
     execArgv: fromSources ? ['--import', 'tsx'] : []
   })
   const run = (task: CrossEntropyTask) => piscina.run(task)
+  const inFlight = new Set<Promise<unknown>>()
   let ready = false
+  let closed = false
 
-  app.decorate('crossEntropy', (batch: CrossEntropyBatch) => computeCrossEntropy(batch, run, opts.threads))
+  app.decorate('crossEntropy', (batch: CrossEntropyBatch) => {
+    if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
+    const computation = computeCrossEntropy(batch, run, opts.threads)
+    inFlight.add(computation)
+    const forget = () => inFlight.delete(computation)
+    computation.then(forget, forget)
+    return computation
+  })
   app.decorate('isReady', () => ready)
 
   app.addHook('onReady', async () => {
@@ -46,7 +56,12 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
     ready = false
   })
   app.addHook('onClose', async () => {
-    // close() lets queued and running tasks finish, so in-flight requests still get their answer.
+    // The server has stopped taking requests, but one whose client hung up (or an injected one,
+    // which holds no socket) may still be parsing or computing, and piscina's close() would cut
+    // its tasks off with terminated workers. Drain every computation, including any that starts
+    // while we wait; only then close the pool, after which a late one is told to retry elsewhere.
+    while (inFlight.size > 0) await Promise.allSettled(inFlight)
+    closed = true
     await piscina.close()
   })
 }

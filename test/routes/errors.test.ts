@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest'
-import { build, buildForFile } from '../helper.js'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { build, buildForFile, TEST_CONFIG } from '../helper.js'
 
 const good = {
   logits: [
@@ -377,5 +378,26 @@ describe('body limit', () => {
       payload: { logits: [[1, 2]], targets: [1] }
     })
     expect(small.statusCode).toBe(200)
+  })
+})
+
+describe('unexpected failures', () => {
+  it('answer 500 with the request id, never the original message or a stack', async () => {
+    const app = await buildApp(TEST_CONFIG)
+    onTestFinished(() => app.close())
+    app.get('/boom', async () => {
+      throw new Error('secret detail at /srv/xent/src/kernel.ts:42')
+    })
+    await app.ready()
+    const res = await app.inject({ method: 'GET', url: '/boom' })
+    expect(res.statusCode).toBe(500)
+    expect(res.json()).toEqual({
+      statusCode: 500,
+      code: 'XENT_INTERNAL',
+      error: 'Internal Server Error',
+      message: expect.stringMatching(/^Internal error; the request id is req-\w+$/)
+    })
+    expect(res.body).not.toContain('secret')
+    expect(res.body).not.toContain('kernel.ts')
   })
 })
