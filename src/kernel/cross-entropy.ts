@@ -99,7 +99,12 @@ export function crossEntropyRows(
         const w = weight === null ? 1 : weight[c]
         gradients[base + c] = probScale * p - softScale * w
       }
-      gradients[base + target] -= hardScale
+      // The target's entry again, with −hardScale applied in float64 before the one rounding to
+      // float32: subtracting from the stored float32 would round twice, and where p[target] ≈ 1
+      // the first rounding error would dwarf the small result.
+      const targetWeightedSoft = softScale * (weight === null ? 1 : weight[target])
+      gradients[base + target] =
+        probScale * Math.exp(logits[base + target] - logSumExp) - targetWeightedSoft - hardScale
     }
   }
 }
