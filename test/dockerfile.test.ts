@@ -1,11 +1,11 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { fixtures } from './helper.js'
+import { fixtures, startServer } from './helper.js'
 
 // No Docker engine runs here, so the image's runtime stage is replayed by hand: the same
 // production-only install from the lock file, the built dist/, the same CMD and HEALTHCHECK.
@@ -48,29 +48,19 @@ describe('Dockerfile', () => {
     await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: app })
     await cp(join(root, 'dist'), join(app, 'dist'), { recursive: true })
 
-    const [command, ...args] = execForm(runtime, 'CMD')
-    const port = 20_000 + Math.floor(Math.random() * 20_000)
-    const env = { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', POOL_THREADS: '1' }
-    const server = spawn(command, args, { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const [command, script] = execForm(runtime, 'CMD')
+    expect(command).toBe('node')
+    const server = await startServer({ cwd: app, script, env: { POOL_THREADS: '1' } })
     onTestFinished(() => {
-      server.kill('SIGKILL')
+      server.child.kill('SIGKILL')
     })
-    await new Promise<void>((resolve, reject) => {
-      let output = ''
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString()
-        if (output.includes('Server listening')) resolve()
-      }
-      server.stdout.on('data', onData)
-      server.stderr.on('data', onData)
-      server.on('close', (code) => reject(new Error(`exited ${code}: ${output}`)))
-    })
+    const env = { PATH: process.env.PATH ?? '', PORT: String(server.port) }
 
     const [checkCommand, ...checkArgs] = execForm(runtime, 'HEALTHCHECK')
     await expect(run(checkCommand, checkArgs, { cwd: app, env })).resolves.toBeDefined()
 
     const { request, expected } = fixtures[0]
-    const res = await fetch(`http://127.0.0.1:${port}/v1/cross-entropy`, {
+    const res = await fetch(`${server.base}/v1/cross-entropy`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(request)

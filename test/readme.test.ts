@@ -1,12 +1,11 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { startServer } from './helper.js'
 
 // The README's examples, run as a new user would: against the built server, with the output
 // the README shows. `npm test` builds dist/ first.
-const root = fileURLToPath(new URL('..', import.meta.url))
 const run = promisify(execFile)
 let readme = ''
 let base = ''
@@ -21,21 +20,10 @@ function block(language: string, containing: string): string {
 describe('README examples', () => {
   beforeAll(async () => {
     readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
-    const server = spawn(process.execPath, ['dist/src/server.js'], {
-      cwd: root,
-      env: { ...process.env, HOST: '127.0.0.1', PORT: '0', POOL_THREADS: '1', LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'inherit']
-    })
-    let output = ''
-    base = await new Promise((resolve) => {
-      server.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString()
-        const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-        if (match !== null) resolve(match[1])
-      })
-    })
+    const server = await startServer({ env: { POOL_THREADS: '1' } })
+    base = server.base
     return () => {
-      server.kill('SIGTERM')
+      server.child.kill('SIGTERM')
     }
   })
 
