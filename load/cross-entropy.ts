@@ -52,7 +52,12 @@ const body = JSON.stringify({
 
 const app =
   values.url === undefined
-    ? await buildApp({ POOL_THREADS: Number(process.env.POOL_THREADS ?? 2), BODY_LIMIT_MB: 256, LOG_LEVEL: 'warn' })
+    ? await buildApp({
+        POOL_THREADS: Number(process.env.POOL_THREADS ?? 2),
+        BODY_LIMIT_MB: 256,
+        KERNEL_MEMORY_MB: 2048,
+        LOG_LEVEL: 'warn'
+      })
     : null
 const url = values.url ?? (await app?.listen({ host: '127.0.0.1', port: 0 }))
 

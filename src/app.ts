@@ -13,7 +13,7 @@ import healthRoutes from './routes/health.js'
 
 const MIB = 1024 * 1024
 
-export type AppConfig = Pick<Config, 'POOL_THREADS' | 'BODY_LIMIT_MB' | 'LOG_LEVEL'>
+export type AppConfig = Pick<Config, 'POOL_THREADS' | 'BODY_LIMIT_MB' | 'KERNEL_MEMORY_MB' | 'LOG_LEVEL'>
 
 export function serverOptions(config: AppConfig): FastifyServerOptions {
   return {
@@ -34,7 +34,7 @@ export async function buildApp(config: AppConfig, overrides: FastifyServerOption
   await app.register(contentTypes)
   await app.register(errors)
   await app.register(shutdown)
-  await app.register(pool, { threads: config.POOL_THREADS })
+  await app.register(pool, { threads: config.POOL_THREADS, memoryMegabytes: config.KERNEL_MEMORY_MB })
   await app.register(healthRoutes)
   await app.register(crossEntropyRoutes)
   return app

@@ -1,13 +1,17 @@
 import type { OutputName, Reduction } from '../schemas/cross-entropy.js'
+import type { LogitsDtype } from './kernel/wasm.js'
+import type { ArenaGroup } from './pool/arena.js'
 
 /**
- * One cross-entropy request, flattened to (rows, vocab) in SharedArrayBuffer-backed arrays so
- * that every worker in the pool reads the same memory without a copy.
+ * One cross-entropy request, flattened to (rows, vocab) inside the kernel's shared memory, so
+ * that every worker reads it in place. `memory` owns the views; release it once the answer is built.
  */
 export interface CrossEntropyBatch {
-  /** rows × vocab float32 logits, row-major. */
-  logits: Float32Array
-  /** One class index per row, or `ignoreIndex`. */
+  memory: ArenaGroup
+  /** rows × vocab logits, row-major: float32, or the raw 16-bit words of F16/BF16. */
+  logits: Float32Array | Uint16Array
+  logitsDtype: LogitsDtype
+  /** One class index per row, or `ignoreIndex`; already checked against the vocabulary. */
   targets: Int32Array
   rows: number
   vocab: number
@@ -21,14 +25,10 @@ export interface CrossEntropyBatch {
   outputs: ReadonlySet<OutputName>
 }
 
-export function sharedFloat32(length: number): Float32Array {
-  return new Float32Array(new SharedArrayBuffer(length * Float32Array.BYTES_PER_ELEMENT))
-}
-
-export function sharedFloat64(length: number): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(length * Float64Array.BYTES_PER_ELEMENT))
-}
-
-export function sharedInt32(length: number): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(length * Int32Array.BYTES_PER_ELEMENT))
+/** Kernel memory one request needs: its tensors and every output, with room for alignment. */
+export function batchBytes(rows: number, vocab: number, bytesPerLogit: number, gradients: boolean): number {
+  const perTensorSlack = 128
+  const inputs = rows * vocab * bytesPerLogit + rows * 4 + vocab * 4
+  const outputs = rows * 16 + (gradients ? rows * vocab * 4 : 0)
+  return inputs + outputs + 6 * perTensorSlack
 }

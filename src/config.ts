@@ -8,6 +8,7 @@ export const ConfigSchema = Type.Object({
   HOST: Type.Optional(Type.String({ minLength: 1, default: '0.0.0.0' })),
   POOL_THREADS: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: availableParallelism() })),
   BODY_LIMIT_MB: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 4096, default: 64 })),
+  KERNEL_MEMORY_MB: Type.Optional(Type.Integer({ minimum: 16, maximum: 4000, default: 2048 })),
   LOG_LEVEL: Type.Optional(
     Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
   )

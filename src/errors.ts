@@ -25,6 +25,8 @@ export const XentErrors = {
     'Content-Type %s is not supported; send application/json',
     415
   ),
+  TOO_LARGE: createError('XENT_TOO_LARGE', '%s', 413),
+  MEMORY_BUSY: createError('XENT_MEMORY_BUSY', '%s', 503),
   SHUTTING_DOWN: createError('XENT_SHUTTING_DOWN', 'The service is shutting down; retry on another instance', 503),
   INTERNAL: createError('XENT_INTERNAL', 'Internal error; the request id is %s', 500)
 } as const

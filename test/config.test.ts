@@ -9,6 +9,7 @@ describe('loadConfig', () => {
       HOST: '0.0.0.0',
       POOL_THREADS: availableParallelism(),
       BODY_LIMIT_MB: 64,
+      KERNEL_MEMORY_MB: 2048,
       LOG_LEVEL: 'info'
     })
   })

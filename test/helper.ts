@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, onTestFinished } from 'vitest'
 import { type AppConfig, buildApp } from '../src/app.js'
 
-export const TEST_CONFIG: AppConfig = { POOL_THREADS: 2, BODY_LIMIT_MB: 64, LOG_LEVEL: 'silent' }
+export const TEST_CONFIG: AppConfig = { POOL_THREADS: 2, BODY_LIMIT_MB: 64, KERNEL_MEMORY_MB: 256, LOG_LEVEL: 'silent' }
 
 /** Builds a ready app for one test; it is closed when the test finishes. */
 export async function build(config: Partial<AppConfig> = {}): Promise<FastifyInstance> {

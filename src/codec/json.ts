@@ -1,7 +1,8 @@
-import type { CrossEntropyRequest, CrossEntropyResponse } from '../../schemas/cross-entropy.js'
+import type { CrossEntropyRequest, CrossEntropyResponse, OutputName } from '../../schemas/cross-entropy.js'
 import { DEFAULT_IGNORE_INDEX } from '../../schemas/cross-entropy.js'
-import { type CrossEntropyBatch, sharedFloat32, sharedInt32 } from '../batch.js'
+import { batchBytes, type CrossEntropyBatch } from '../batch.js'
 import { XentErrors } from '../errors.js'
+import type { ArenaGroup, KernelArena } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
 import { formatPosition } from './schema-errors.js'
 
@@ -9,31 +10,39 @@ import { formatPosition } from './schema-errors.js'
  * The JSON wire format ⇄ typed arrays. The schema has already checked every type (numbers,
  * integers, nesting depth, non-empty arrays); this pass checks what a schema cannot (ragged rows,
  * shapes that agree, targets inside the vocabulary, float32 range) while it copies the numbers
- * into shared memory, and names the first offending position.
+ * into the kernel's shared memory, and names the first offending position.
  */
 
-export function decodeJsonRequest(body: CrossEntropyRequest): CrossEntropyBatch {
+export function decodeJsonRequest(body: CrossEntropyRequest, arena: KernelArena): CrossEntropyBatch {
   const ignoreIndex = body.ignore_index ?? DEFAULT_IGNORE_INDEX
   const { rows, vocab, logitsShape, targetsShape } = measureShapes(body.logits, body.targets)
 
-  const logits = sharedFloat32(rows * vocab)
-  copyLogits(body.logits, logitsShape, logits)
-
-  const targets = sharedInt32(rows)
-  copyTargets(body.targets, vocab, ignoreIndex, targets)
-
-  return {
-    logits,
-    targets,
-    rows,
-    vocab,
-    logitsShape,
-    targetsShape,
-    weight: body.weight === undefined ? null : decodeWeight(body.weight, vocab),
-    reduction: body.reduction ?? 'mean',
-    ignoreIndex,
-    labelSmoothing: body.label_smoothing ?? 0,
-    outputs: new Set(body.outputs ?? ['token_losses'])
+  const outputs = new Set<OutputName>(body.outputs ?? ['token_losses'])
+  arena.requireCapacity(batchBytes(rows, vocab, 4, outputs.has('gradients')))
+  const memory = arena.group()
+  try {
+    const logits = memory.float32(rows * vocab)
+    copyLogits(body.logits, logitsShape, logits)
+    const targets = memory.int32(rows)
+    copyTargets(body.targets, vocab, ignoreIndex, targets)
+    return {
+      memory,
+      logits,
+      logitsDtype: 'F32',
+      targets,
+      rows,
+      vocab,
+      logitsShape,
+      targetsShape,
+      weight: body.weight === undefined ? null : decodeWeight(body.weight, vocab, memory),
+      reduction: body.reduction ?? 'mean',
+      ignoreIndex,
+      labelSmoothing: body.label_smoothing ?? 0,
+      outputs
+    }
+  } catch (error) {
+    memory.release()
+    throw error
   }
 }
 
@@ -148,11 +157,11 @@ function copyTargets(
   }
 }
 
-function decodeWeight(source: number[], vocab: number): Float32Array {
+function decodeWeight(source: number[], vocab: number, memory: ArenaGroup): Float32Array {
   if (source.length !== vocab) {
     throw new XentErrors.INVALID_WEIGHT(`weight has length ${source.length}, expected V = ${vocab} (one per class)`)
   }
-  const weight = sharedFloat32(vocab)
+  const weight = memory.float32(vocab)
   weight.set(source)
   for (let c = 0; c < vocab; c++) {
     if (!Number.isFinite(weight[c])) {

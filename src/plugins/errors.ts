@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { XentErrors } from '../errors.js'
+import { ArenaFullError } from '../pool/arena.js'
 
 /**
  * One place where every failure becomes `{statusCode, code, error, message}`. Fastify's own
@@ -12,7 +13,11 @@ async function errorHandling(app: FastifyInstance): Promise<void> {
   const bodyLimit = app.initialConfig.bodyLimit ?? 0
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const translated = translate(error, request.headers['content-type'], bodyLimit)
+    const translated =
+      error instanceof ArenaFullError
+        ? arenaFull(error, app.kernelArena.capacity)
+        : translate(error, request.headers['content-type'], bodyLimit)
+    if (translated.code === 'XENT_MEMORY_BUSY') reply.header('retry-after', '1')
     const statusCode = translated.statusCode ?? 500
     if (statusCode >= 500 && translated.code?.startsWith('XENT_') !== true) {
       request.log.error({ err: error }, 'request failed')
@@ -26,6 +31,16 @@ async function errorHandling(app: FastifyInstance): Promise<void> {
     const error = new XentErrors.NOT_FOUND(request.method, request.url.split('?')[0])
     return reply.code(404).send(body(404, error.code, error.message))
   })
+}
+
+/** A request larger than the whole kernel memory can never run; one that merely found it busy can retry. */
+function arenaFull(error: ArenaFullError, capacity: number): FastifyError {
+  if (error.bytes > capacity) {
+    return new XentErrors.TOO_LARGE(
+      `the request needs ${error.bytes} bytes of kernel memory; KERNEL_MEMORY_MB allows ${capacity}`
+    )
+  }
+  return new XentErrors.MEMORY_BUSY(`the kernel memory is busy with other requests; retry shortly`)
 }
 
 function translate(error: FastifyError, contentType: string | undefined, bodyLimit: number): FastifyError {

@@ -4,11 +4,14 @@ import fp from 'fastify-plugin'
 import { Piscina } from 'piscina'
 import type { CrossEntropyBatch } from '../batch.js'
 import { XentErrors } from '../errors.js'
+import { type KernelRows, kernelModule } from '../kernel/wasm.js'
+import { KernelArena } from '../pool/arena.js'
 import { type CrossEntropyResult, computeCrossEntropy } from '../pool/compute.js'
-import type { CrossEntropyTask } from '../pool/task.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
+    /** The kernel's shared memory: codecs decode requests into it. */
+    kernelArena: KernelArena
     /** Runs a batch on the worker pool, split across every worker when it is large. */
     crossEntropy: (batch: CrossEntropyBatch) => Promise<CrossEntropyResult>
     /** True once the pool has run a task, false again from the start of shutdown. */
@@ -18,6 +21,7 @@ declare module 'fastify' {
 
 export interface PoolOptions {
   threads: number
+  memoryMegabytes: number
 }
 
 // Under the TypeScript sources (tests, `tsx`), workers load the .ts worker through tsx;
@@ -26,17 +30,21 @@ const fromSources = import.meta.url.endsWith('.ts')
 const workerFile = fileURLToPath(new URL(`../pool/worker.${fromSources ? 'ts' : 'js'}`, import.meta.url))
 
 async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
-  const piscina = new Piscina<CrossEntropyTask, number>({
+  const arena = new KernelArena(opts.memoryMegabytes)
+  const piscina = new Piscina<KernelRows, number>({
     filename: workerFile,
     minThreads: opts.threads,
     maxThreads: opts.threads,
-    execArgv: fromSources ? ['--import', 'tsx'] : []
+    execArgv: fromSources ? ['--import', 'tsx'] : [],
+    // Every worker instantiates the kernel over the same shared memory.
+    workerData: { memory: arena.memory, module: kernelModule() }
   })
-  const run = (task: CrossEntropyTask) => piscina.run(task)
+  const run = (task: KernelRows) => piscina.run(task)
   const inFlight = new Set<Promise<unknown>>()
   let ready = false
   let closed = false
 
+  app.decorate('kernelArena', arena)
   app.decorate('crossEntropy', (batch: CrossEntropyBatch) => {
     if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
     const computation = computeCrossEntropy(batch, run, opts.threads)
@@ -48,8 +56,14 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   app.decorate('isReady', () => ready)
 
   app.addHook('onReady', async () => {
-    // One tiny batch through a worker proves the worker file loads before we call ourselves ready.
-    await app.crossEntropy(warmUpBatch())
+    // One tiny batch through a worker proves the worker and its kernel load before we call
+    // ourselves ready.
+    const batch = warmUpBatch(arena)
+    try {
+      await app.crossEntropy(batch)
+    } finally {
+      batch.memory.release()
+    }
     ready = true
   })
   app.addHook('preClose', async () => {
@@ -66,12 +80,13 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   })
 }
 
-function warmUpBatch(): CrossEntropyBatch {
-  const logits = new Float32Array(new SharedArrayBuffer(8))
-  const targets = new Int32Array(new SharedArrayBuffer(4))
+function warmUpBatch(arena: KernelArena): CrossEntropyBatch {
+  const memory = arena.group()
   return {
-    logits,
-    targets,
+    memory,
+    logits: memory.float32(2),
+    logitsDtype: 'F32',
+    targets: memory.int32(1),
     rows: 1,
     vocab: 2,
     logitsShape: [1, 2],

@@ -1,19 +1,22 @@
 import type { CrossEntropyBatch } from '../batch.js'
-import { sharedFloat32, sharedFloat64 } from '../batch.js'
+import { decodeLogitRow } from '../codec/half.js'
+import { XentErrors } from '../errors.js'
 import { classWeightSum, summarizeTargets } from '../kernel/cross-entropy.js'
 import { gradientScale, reduceRows } from '../kernel/reduce.js'
-import type { CrossEntropyTask } from './task.js'
+import { ALL_ROWS_VALID, INVALID_ROW_REASON, type KernelRows, LOGITS_DTYPE } from '../kernel/wasm.js'
 
 /** Below this many logits a task is not worth posting to another worker. */
 export const MIN_ELEMENTS_PER_TASK = 1 << 16
 
-export type TaskRunner = (task: CrossEntropyTask) => Promise<unknown>
+/** Runs one row range (in a worker, or on this thread); resolves to the first invalid row or −1. */
+export type TaskRunner = (task: KernelRows) => Promise<number>
 
 export interface CrossEntropyResult {
   /** Scalar loss for mean and sum (NaN for a mean over zero weight); unused for none. */
   loss: number
   perplexity: number
   count: number
+  /** Views into the batch's memory: valid until the batch is released. */
   tokenLoss: Float64Array
   gradients: Float32Array | null
 }
@@ -33,32 +36,54 @@ export function partitionRows(rows: number, vocab: number, maxTasks: number): Ar
   return ranges
 }
 
-/** Runs a batch through `run` (the pool, or this thread) and reduces the per-row results. */
+/**
+ * Runs a batch through `run` (the pool, or this thread) and reduces the per-row results. The
+ * outputs are allocated in the batch's memory; tasks carry only addresses into it.
+ */
 export async function computeCrossEntropy(
   batch: CrossEntropyBatch,
   run: TaskRunner,
   maxTasks: number
 ): Promise<CrossEntropyResult> {
   const summary = summarizeTargets(batch.targets, batch.ignoreIndex, batch.weight)
-  const tokenLoss = sharedFloat64(batch.rows)
-  const nll = sharedFloat64(batch.rows)
-  const gradients = batch.outputs.has('gradients') ? sharedFloat32(batch.rows * batch.vocab) : null
-  const shared = {
-    logits: batch.logits,
-    targets: batch.targets,
-    weight: batch.weight,
-    tokenLoss,
-    nll,
-    gradients,
+  const tokenLoss = batch.memory.float64(batch.rows)
+  const nll = batch.memory.float64(batch.rows)
+  const gradients = batch.outputs.has('gradients') ? batch.memory.float32(batch.rows * batch.vocab) : null
+  const call = {
+    logits: batch.logits.byteOffset,
+    logitsDtype: LOGITS_DTYPE[batch.logitsDtype],
+    targets: batch.targets.byteOffset,
     vocab: batch.vocab,
     ignoreIndex: batch.ignoreIndex,
     labelSmoothing: batch.labelSmoothing,
+    weight: batch.weight?.byteOffset ?? 0,
     classWeightSum: classWeightSum(batch.weight, batch.vocab),
-    gradScale: gradientScale(batch.reduction, summary)
+    gradScale: gradientScale(batch.reduction, summary),
+    tokenLoss: tokenLoss.byteOffset,
+    nll: nll.byteOffset,
+    gradients: gradients?.byteOffset ?? 0
   }
   const ranges = partitionRows(batch.rows, batch.vocab, maxTasks)
-  await Promise.all(ranges.map(([rowStart, rowEnd]) => run({ ...shared, rowStart, rowEnd })))
+  const verdicts = await Promise.all(ranges.map(([rowStart, rowEnd]) => run({ ...call, rowStart, rowEnd })))
+  // Ranges are in row order, so the first verdict that names a row names the first bad row.
+  const invalidRow = verdicts.find((row) => row !== ALL_ROWS_VALID)
+  if (invalidRow !== undefined) throw invalidRowError(batch, invalidRow, tokenLoss[invalidRow])
 
   const { loss, perplexity } = reduceRows(tokenLoss, nll, batch.reduction, summary)
   return { loss, perplexity, count: summary.count, tokenLoss, gradients }
+}
+
+/** The kernel found a row it cannot take (NaN, +Inf, or −Inf where it matters): name the place. */
+function invalidRowError(batch: CrossEntropyBatch, row: number, reasonCode: number): Error {
+  const position =
+    batch.logitsShape.length === 3 ? [Math.floor(row / batch.logitsShape[1]), row % batch.logitsShape[1]] : [row]
+  const where = `logits${position.map((i) => `[${i}]`).join('')}`
+  const reason = INVALID_ROW_REASON[reasonCode] ?? 'is invalid'
+  if (reasonCode === 1) {
+    // Find the exact class for the message; this row is one of at most a few scanned in JS.
+    const values = decodeLogitRow(batch.logits, batch.logitsDtype, row, batch.vocab)
+    const column = values.findIndex((x) => Number.isNaN(x) || x === Number.POSITIVE_INFINITY)
+    return new XentErrors.NON_FINITE(`${where}[${column}] is ${values[column]}; logits must be finite or −Inf (masked)`)
+  }
+  return new XentErrors.NON_FINITE(`${where} ${reason}`)
 }

@@ -30,9 +30,13 @@ const crossEntropyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       serializerCompiler: () => (data) => JSON.stringify(data)
     },
     async (request) => {
-      const batch = decodeJsonRequest(request.body)
-      const result = await app.crossEntropy(batch)
-      return encodeJsonResponse(batch, result)
+      const batch = decodeJsonRequest(request.body, app.kernelArena)
+      try {
+        const result = await app.crossEntropy(batch)
+        return encodeJsonResponse(batch, result)
+      } finally {
+        batch.memory.release()
+      }
     }
   )
 }

@@ -15,7 +15,7 @@ describe('pool plugin at shutdown', () => {
     const app = await buildApp({ ...TEST_CONFIG, POOL_THREADS: 1 })
     await app.ready()
     // One worker: the first computation runs, the others wait in piscina's queue.
-    const computations = Array.from({ length: 4 }, () => app.crossEntropy(decodeJsonRequest(request)))
+    const computations = Array.from({ length: 4 }, () => app.crossEntropy(decodeJsonRequest(request, app.kernelArena)))
     await app.close()
     const results = await Promise.allSettled(computations)
     expect(results.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'])
@@ -25,7 +25,7 @@ describe('pool plugin at shutdown', () => {
     const app = await buildApp({ ...TEST_CONFIG, POOL_THREADS: 1 })
     await app.ready()
     await app.close()
-    await expect(app.crossEntropy(decodeJsonRequest(request))).rejects.toMatchObject({
+    await expect(app.crossEntropy(decodeJsonRequest(request, app.kernelArena))).rejects.toMatchObject({
       code: 'XENT_SHUTTING_DOWN',
       statusCode: 503
     })

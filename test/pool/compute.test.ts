@@ -1,11 +1,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { decodeJsonRequest } from '../../src/codec/json.js'
-import { computeCrossEntropy, MIN_ELEMENTS_PER_TASK, partitionRows } from '../../src/pool/compute.js'
-import { type CrossEntropyTask, runTask } from '../../src/pool/task.js'
+import { instantiateKernel } from '../../src/kernel/wasm.js'
+import { computeCrossEntropy, MIN_ELEMENTS_PER_TASK, partitionRows, type TaskRunner } from '../../src/pool/compute.js'
 import { buildForFile } from '../helper.js'
-
-const direct = (task: CrossEntropyTask) => Promise.resolve(runTask(task))
 
 describe('partitionRows', () => {
   it('covers every row once, in order, with at most maxTasks near-equal ranges', () => {
@@ -40,6 +38,19 @@ describe('partitionRows', () => {
 
 describe('the worker pool', async () => {
   const app = await buildForFile({ POOL_THREADS: 2 })
+  // The same kernel on this thread, over the same shared memory as the pool's workers.
+  const kernel = instantiateKernel(app.kernelArena.memory)
+  const direct: TaskRunner = (task) => Promise.resolve(kernel(task))
+  /** Runs a request through `run`, copies the results out of shared memory, frees the batch. */
+  const computeWith = async (request: Parameters<typeof decodeJsonRequest>[0], run?: TaskRunner) => {
+    const batch = decodeJsonRequest(request, app.kernelArena)
+    try {
+      const result = run === undefined ? await app.crossEntropy(batch) : await computeCrossEntropy(batch, run, 1)
+      return { ...result, tokenLoss: result.tokenLoss.slice(), gradients: result.gradients?.slice() ?? null }
+    } finally {
+      batch.memory.release()
+    }
+  }
 
   it('gives the same bits as the kernel on this thread, for a batch split across workers', async () => {
     const rows = 96
@@ -55,11 +66,10 @@ describe('the worker pool', async () => {
       weight: Array.from({ length: vocab }, (_, c) => 0.5 + (c % 3)),
       outputs: ['token_losses' as const, 'gradients' as const]
     }
-    const batch = decodeJsonRequest(request)
     expect(partitionRows(rows, vocab, 2).length).toBe(2)
 
-    const pooled = await app.crossEntropy(batch)
-    const local = await computeCrossEntropy(decodeJsonRequest(request), direct, 1)
+    const pooled = await computeWith(request)
+    const local = await computeWith(request, direct)
     expect(Object.is(pooled.loss, local.loss)).toBe(true)
     expect(Object.is(pooled.perplexity, local.perplexity)).toBe(true)
     expect(pooled.count).toBe(local.count)
@@ -92,8 +102,8 @@ describe('the worker pool', async () => {
             targets: logits.map((_, r) => r % vocab),
             outputs: ['token_losses' as const, 'gradients' as const]
           }
-          const pooled = await app.crossEntropy(decodeJsonRequest(request))
-          const local = await computeCrossEntropy(decodeJsonRequest(request), direct, 1)
+          const pooled = await computeWith(request)
+          const local = await computeWith(request, direct)
           expect(Object.is(pooled.loss, local.loss)).toBe(true)
           expect(Array.from(pooled.gradients as Float32Array)).toEqual(Array.from(local.gradients as Float32Array))
         }

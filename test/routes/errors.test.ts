@@ -358,6 +358,19 @@ describe('bad requests get a 4xx that names the place, and the service keeps ser
     expect(res.statusCode).toBe(200)
     expect(res.json().count).toBe(3)
   })
+
+  it('gives back every byte of kernel memory, after good and bad requests alike', async () => {
+    for (const bad of badBodies) {
+      await app.inject({
+        method: 'POST',
+        url: '/v1/cross-entropy',
+        headers: { 'content-type': 'application/json' },
+        payload: typeof bad.body === 'string' ? bad.body : JSON.stringify(bad.body)
+      })
+    }
+    await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: { ...good, outputs: ['gradients'] } })
+    expect(app.kernelArena.usedBytes).toBe(0)
+  })
 })
 
 describe('body limit', () => {
@@ -399,5 +412,34 @@ describe('unexpected failures', () => {
     })
     expect(res.body).not.toContain('secret')
     expect(res.body).not.toContain('kernel.ts')
+  })
+})
+
+describe('kernel memory', () => {
+  const request = (rows: number, vocab: number) => ({
+    logits: Array.from({ length: rows }, () => new Array(vocab).fill(0.5)),
+    targets: new Array(rows).fill(0),
+    outputs: ['gradients']
+  })
+
+  it('refuses a request larger than KERNEL_MEMORY_MB with 413, naming both sizes', async () => {
+    const app = await build({ KERNEL_MEMORY_MB: 16 })
+    const res = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request(64, 40_000) })
+    expect(res.statusCode).toBe(413)
+    expect(res.json()).toMatchObject({ code: 'XENT_TOO_LARGE', error: 'Payload Too Large' })
+    expect(res.json().message).toMatch(/needs \d+ bytes of kernel memory; KERNEL_MEMORY_MB allows 16777216/)
+  })
+
+  it('answers 503 with Retry-After while other requests hold the memory, and 200 once it is free', async () => {
+    const app = await build({ KERNEL_MEMORY_MB: 16 })
+    const holder = app.kernelArena.group()
+    holder.bytes(12 * 1024 * 1024)
+    const busy = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request(16, 40_000) })
+    expect(busy.statusCode).toBe(503)
+    expect(busy.headers['retry-after']).toBe('1')
+    expect(busy.json()).toMatchObject({ code: 'XENT_MEMORY_BUSY', error: 'Service Unavailable' })
+    holder.release()
+    const free = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request(16, 40_000) })
+    expect(free.statusCode).toBe(200)
   })
 })

@@ -1,0 +1,358 @@
+// The fused cross-entropy kernel in AssemblyScript, compiled to WebAssembly with SIMD (f32x4).
+//
+// It runs on an imported, shared memory: the route writes a request's tensors into it and every
+// worker instantiates this module over the same memory, so nothing is copied on the way in or out.
+// The module therefore owns no memory of its own: no globals in memory, no allocation, no data
+// segments; every address is an argument. It mirrors src/kernel/cross-entropy.ts (the plain
+// reference), which the tests hold it to.
+//
+// Per row (V logits x, target y, log-sum-exp lse, weights w, smoothing ε, W_all = Σ w):
+//   pass 1  max over the row (and, with smoothing, Σ w_c·x_c)
+//   pass 2  e_c = exp(x_c − max), summed in float64; with gradients, e_c is stored in place
+//   pass 3  (gradients only) g_c = e_c·probScale/Σe − softScale·w_c, then the target's entry
+//           again in float64: probScale·p_y − softScale·w_y − hardScale
+// Logits are F32, F16 or BF16 (decoded in registers, never copied); targets, weights and
+// gradients are I32, F32 and F32.
+
+// Logit dtypes, as the host passes them.
+export const DTYPE_F32: i32 = 0
+export const DTYPE_F16: i32 = 1
+export const DTYPE_BF16: i32 = 2
+
+// What `rows` returns when every row was valid; otherwise it returns the first invalid row and
+// writes INVALID_* into its tokenLoss slot as the reason.
+export const ALL_ROWS_VALID: i32 = -1
+export const INVALID_NOT_FINITE: f64 = 1 // a NaN or +Inf logit
+export const INVALID_ALL_MASKED: f64 = 2 // every logit is −Inf
+export const INVALID_TARGET_MASKED: f64 = 3 // the target's own logit is −Inf
+
+// Below this, exp(x) underflows float32; such terms are taken as exactly 0 (as exp(−Inf) is).
+const EXP_UNDERFLOW: f32 = -87.33654
+const LOG2E: f32 = 1.44269504
+const LN2_HI: f32 = 0.693359375
+const LN2_LO: f32 = -2.12194440e-4
+const ROUNDING_MAGIC: f32 = 12582912 // 1.5·2^23
+const EXP_C0: f32 = 0.499992311000824
+const EXP_C1: f32 = 0.16667114198207855
+const EXP_C2: f32 = 0.04189009591937065
+const EXP_C3: f32 = 0.008312505669891834
+
+// exp of four lanes that are ≤ 0 (x − max). x = n·ln2 + r with |r| ≤ ln2/2, n rounded by
+// adding 1.5·2^23 (the float's low mantissa bits then hold n, which hands 2^n over as bits with no
+// float → int conversion); e^r = 1 + r + r²·P(r), P a cubic fitted for least maximum relative
+// error (1.06e-7 with these float32 coefficients, under an ulp), evaluated by Estrin's scheme for
+// a short dependency chain. Lanes below EXP_UNDERFLOW (including −Inf) give exactly 0.
+// @ts-ignore: decorator
+@inline
+function expNonPositive (x: v128): v128 {
+  const keep = f32x4.ge(x, f32x4.splat(EXP_UNDERFLOW))
+  const clamped = f32x4.pmax(x, f32x4.splat(EXP_UNDERFLOW))
+  const shifted = f32x4.add(f32x4.mul(clamped, f32x4.splat(LOG2E)), f32x4.splat(ROUNDING_MAGIC))
+  const n = f32x4.sub(shifted, f32x4.splat(ROUNDING_MAGIC))
+  const r = f32x4.sub(f32x4.sub(clamped, f32x4.mul(n, f32x4.splat(LN2_HI))), f32x4.mul(n, f32x4.splat(LN2_LO)))
+  const r2 = f32x4.mul(r, r)
+  const low = f32x4.add(f32x4.mul(r, f32x4.splat(EXP_C1)), f32x4.splat(EXP_C0))
+  const high = f32x4.add(f32x4.mul(r, f32x4.splat(EXP_C3)), f32x4.splat(EXP_C2))
+  const poly = f32x4.add(low, f32x4.mul(r2, high))
+  const er = f32x4.add(f32x4.add(f32x4.mul(r2, poly), r), f32x4.splat(1))
+  // 2^n for n in [−126, 0]: the low mantissa bits (n mod 2^9) shifted into the exponent field,
+  // plus the bias.
+  const scale = i32x4.add(i32x4.shl(shifted, 23), i32x4.splat(127 << 23))
+  return v128.and(f32x4.mul(er, scale), keep)
+}
+
+// Four logits starting at element `i` of a row, decoded to f32x4.
+// @ts-ignore: decorator
+@inline
+function load4 (row: usize, i: i32, dtype: i32): v128 {
+  if (dtype == DTYPE_F32) return v128.load(row + (<usize>i << 2))
+  const halves = v128.load16x4_u(row + (<usize>i << 1))
+  if (dtype == DTYPE_BF16) return i32x4.shl(halves, 16)
+  // F16: move exponent and mantissa into float32's place, then multiply by 2^112 to rebias the
+  // exponent (15 → 127); this also gets subnormals right. Inf and NaN (exponent 31) instead get
+  // float32's all-ones exponent.
+  const sign = i32x4.shl(v128.and(halves, i32x4.splat(0x8000)), 16)
+  const body = i32x4.shl(v128.and(halves, i32x4.splat(0x7fff)), 13)
+  const special = i32x4.eq(v128.and(halves, i32x4.splat(0x7c00)), i32x4.splat(0x7c00))
+  const finite = f32x4.mul(body, f32x4.splat(5.192296858534828e33)) // 2^112
+  const infOrNan = v128.or(body, i32x4.splat(0x70000000))
+  return v128.or(v128.bitselect(infOrNan, finite, special), sign)
+}
+
+// One logit as f64.
+// @ts-ignore: decorator
+@inline
+function load1 (row: usize, i: i32, dtype: i32): f64 {
+  return <f64>f32x4.extract_lane(load4Scalar(row, i, dtype), 0)
+}
+
+// @ts-ignore: decorator
+@inline
+function load4Scalar (row: usize, i: i32, dtype: i32): v128 {
+  if (dtype == DTYPE_F32) return f32x4.splat(load<f32>(row + (<usize>i << 2)))
+  const half = <i32>load<u16>(row + (<usize>i << 1))
+  return load4FromHalf(half, dtype)
+}
+
+// A single half (F16 or BF16) decoded in lane 0, by the same bit recipe as load4.
+// @ts-ignore: decorator
+@inline
+function load4FromHalf (half: i32, dtype: i32): v128 {
+  const halves = i32x4.splat(half)
+  if (dtype == DTYPE_BF16) return i32x4.shl(halves, 16)
+  const sign = i32x4.shl(v128.and(halves, i32x4.splat(0x8000)), 16)
+  const body = i32x4.shl(v128.and(halves, i32x4.splat(0x7fff)), 13)
+  const special = i32x4.eq(v128.and(halves, i32x4.splat(0x7c00)), i32x4.splat(0x7c00))
+  const finite = f32x4.mul(body, f32x4.splat(5.192296858534828e33))
+  const infOrNan = v128.or(body, i32x4.splat(0x70000000))
+  return v128.or(v128.bitselect(infOrNan, finite, special), sign)
+}
+
+// @ts-ignore: decorator
+@inline
+function horizontalMax (v: v128): f32 {
+  const m = f32x4.pmax(v, i32x4.shuffle(v, v, 2, 3, 0, 1))
+  return max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1))
+}
+
+/**
+ * Largest logit of a row, or NaN if any logit is NaN. f32x4.pmax is a single instruction where
+ * f32x4.max (which propagates NaN) is several, so NaN is tracked on the side with x ≠ x.
+ */
+// @ts-ignore: decorator
+@inline
+function rowMax (row: usize, vocab: i32, dtype: i32): f32 {
+  let m0 = f32x4.splat(-Infinity)
+  let m1 = m0
+  let m2 = m0
+  let m3 = m0
+  let nan = i32x4.splat(0)
+  let i = 0
+  for (; i + 16 <= vocab; i += 16) {
+    const x0 = load4(row, i, dtype)
+    const x1 = load4(row, i + 4, dtype)
+    const x2 = load4(row, i + 8, dtype)
+    const x3 = load4(row, i + 12, dtype)
+    m0 = f32x4.pmax(m0, x0)
+    m1 = f32x4.pmax(m1, x1)
+    m2 = f32x4.pmax(m2, x2)
+    m3 = f32x4.pmax(m3, x3)
+    nan = v128.or(nan, v128.or(v128.or(f32x4.ne(x0, x0), f32x4.ne(x1, x1)), v128.or(f32x4.ne(x2, x2), f32x4.ne(x3, x3))))
+  }
+  for (; i + 4 <= vocab; i += 4) {
+    const x = load4(row, i, dtype)
+    m0 = f32x4.pmax(m0, x)
+    nan = v128.or(nan, f32x4.ne(x, x))
+  }
+  let m = horizontalMax(f32x4.pmax(f32x4.pmax(m0, m1), f32x4.pmax(m2, m3)))
+  let anyNaN = v128.any_true(nan)
+  for (; i < vocab; i++) {
+    const x = <f32>load1(row, i, dtype)
+    if (x != x) anyNaN = true
+    if (x > m) m = x
+  }
+  return anyNaN ? NaN : m
+}
+
+// Σ e over four lanes, added to the two float64 accumulators.
+// @ts-ignore: decorator
+@inline
+function promoteAndAdd (acc: v128, sum4: v128, high: bool): v128 {
+  const half = high ? i32x4.shuffle(sum4, sum4, 2, 3, 0, 1) : sum4
+  return f64x2.add(acc, f64x2.promote_low_f32x4(half))
+}
+
+/**
+ * Σ exp(x − max) over a row in float64. Four f32x4 exps are added pairwise in float32 (16 terms,
+ * each ≤ 1) and the result promoted into two float64x2 accumulators. With `store`, each exp is
+ * written to `out` (the gradient row) for pass 3 when `keep` is set.
+ */
+// @ts-ignore: decorator
+@inline
+function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, keep: bool): f64 {
+  const shift = f32x4.splat(max)
+  let accLow = f64x2.splat(0)
+  let accHigh = f64x2.splat(0)
+  let i = 0
+  for (; i + 16 <= vocab; i += 16) {
+    const e0 = expNonPositive(f32x4.sub(load4(row, i, dtype), shift))
+    const e1 = expNonPositive(f32x4.sub(load4(row, i + 4, dtype), shift))
+    const e2 = expNonPositive(f32x4.sub(load4(row, i + 8, dtype), shift))
+    const e3 = expNonPositive(f32x4.sub(load4(row, i + 12, dtype), shift))
+    if (keep) {
+      const o = out + (<usize>i << 2)
+      v128.store(o, e0)
+      v128.store(o, e1, 16)
+      v128.store(o, e2, 32)
+      v128.store(o, e3, 48)
+    }
+    const s = f32x4.add(f32x4.add(e0, e1), f32x4.add(e2, e3))
+    accLow = promoteAndAdd(accLow, s, false)
+    accHigh = promoteAndAdd(accHigh, s, true)
+  }
+  for (; i + 4 <= vocab; i += 4) {
+    const e = expNonPositive(f32x4.sub(load4(row, i, dtype), shift))
+    if (keep) v128.store(out + (<usize>i << 2), e)
+    accLow = promoteAndAdd(accLow, e, false)
+    accHigh = promoteAndAdd(accHigh, e, true)
+  }
+  const acc = f64x2.add(accLow, accHigh)
+  let sum = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
+  for (; i < vocab; i++) {
+    const e = f32x4.extract_lane(expNonPositive(f32x4.sub(load4Scalar(row, i, dtype), shift)), 0)
+    if (keep) store<f32>(out + (<usize>i << 2), e)
+    sum += <f64>e
+  }
+  return sum
+}
+
+/** Σ_c w_c·x_c (Σ x_c without weights) in float64, for the smoothing term. */
+function weightedLogitSum (row: usize, vocab: i32, dtype: i32, weight: usize): f64 {
+  let sum: f64 = 0
+  for (let c = 0; c < vocab; c++) {
+    const x = load1(row, c, dtype)
+    sum += weight == 0 ? x : <f64>load<f32>(weight + (<usize>c << 2)) * x
+  }
+  return sum
+}
+
+/** g_c = e_c·k − soft·w_c over a row of stored exps (in place). */
+// @ts-ignore: decorator
+@inline
+function rowGradient (out: usize, vocab: i32, k: f32, soft: f32, weight: usize): void {
+  const kv = f32x4.splat(k)
+  const sv = f32x4.splat(soft)
+  let i = 0
+  if (weight == 0) {
+    for (; i + 4 <= vocab; i += 4) {
+      const o = out + (<usize>i << 2)
+      v128.store(o, f32x4.sub(f32x4.mul(v128.load(o), kv), sv))
+    }
+    for (; i < vocab; i++) {
+      const o = out + (<usize>i << 2)
+      store<f32>(o, load<f32>(o) * k - soft)
+    }
+  } else {
+    for (; i + 4 <= vocab; i += 4) {
+      const o = out + (<usize>i << 2)
+      const w = v128.load(weight + (<usize>i << 2))
+      v128.store(o, f32x4.sub(f32x4.mul(v128.load(o), kv), f32x4.mul(sv, w)))
+    }
+    for (; i < vocab; i++) {
+      const o = out + (<usize>i << 2)
+      store<f32>(o, load<f32>(o) * k - soft * load<f32>(weight + (<usize>i << 2)))
+    }
+  }
+}
+
+/** The body of `rows` for one logit dtype (a constant after inlining). */
+// @ts-ignore: decorator
+@inline
+function rowsOf (
+  logits: usize,
+  dtype: i32,
+  targets: usize,
+  rowStart: i32,
+  rowEnd: i32,
+  vocab: i32,
+  ignoreIndex: i32,
+  labelSmoothing: f64,
+  weight: usize,
+  classWeightSum: f64,
+  gradScale: f64,
+  tokenLoss: usize,
+  nll: usize,
+  gradients: usize
+): i32 {
+  const elementShift: usize = dtype == DTYPE_F32 ? 2 : 1
+  const smoothingPerClass = labelSmoothing / <f64>vocab
+  for (let r = rowStart; r < rowEnd; r++) {
+    const row = logits + ((<usize>r * <usize>vocab) << elementShift)
+    const gradRow = gradients + ((<usize>r * <usize>vocab) << 2)
+    const lossSlot = tokenLoss + (<usize>r << 3)
+    const nllSlot = nll + (<usize>r << 3)
+    const target = load<i32>(targets + (<usize>r << 2))
+    if (target == ignoreIndex) {
+      store<f64>(lossSlot, 0)
+      store<f64>(nllSlot, 0)
+      if (gradients != 0) memory.fill(gradRow, 0, <usize>vocab << 2)
+      continue
+    }
+    const y = <i32>target
+
+    const m = rowMax(row, vocab, dtype)
+    if (m != m || m == Infinity) {
+      store<f64>(lossSlot, INVALID_NOT_FINITE)
+      return r
+    }
+    if (m == -Infinity) {
+      store<f64>(lossSlot, INVALID_ALL_MASKED)
+      return r
+    }
+    const xTarget = load1(row, y, dtype)
+    if (xTarget == -Infinity) {
+      store<f64>(lossSlot, INVALID_TARGET_MASKED)
+      return r
+    }
+
+    // Literal `keep` arguments, so that each inlined copy of the loop has no branch inside.
+    const sumExp = gradients != 0 ? rowSumExp(row, vocab, dtype, m, gradRow, true) : rowSumExp(row, vocab, dtype, m, 0, false)
+    const logSumExp = <f64>m + Math.log(sumExp)
+    const rowNll = logSumExp - xTarget
+    const targetWeight: f64 = weight == 0 ? 1 : <f64>load<f32>(weight + (<usize>y << 2))
+    let loss = (1 - labelSmoothing) * targetWeight * rowNll
+    if (labelSmoothing > 0) {
+      loss += smoothingPerClass * (classWeightSum * logSumExp - weightedLogitSum(row, vocab, dtype, weight))
+    }
+    store<f64>(lossSlot, loss)
+    store<f64>(nllSlot, rowNll)
+
+    if (gradients != 0) {
+      const hardScale = gradScale * (1 - labelSmoothing) * targetWeight
+      const softScale = gradScale * smoothingPerClass
+      const probScale = hardScale + softScale * classWeightSum
+      rowGradient(gradRow, vocab, <f32>(probScale / sumExp), <f32>softScale, weight)
+      // The target's entry once more in float64, rounded once (see the reference kernel).
+      store<f32>(
+        gradRow + (<usize>y << 2),
+        <f32>(probScale * Math.exp(xTarget - logSumExp) - softScale * targetWeight - hardScale)
+      )
+    }
+  }
+  return ALL_ROWS_VALID
+}
+
+/**
+ * Rows [rowStart, rowEnd) of a (rows × vocab) batch; see the module comment. Targets are
+ * validated by the host (each is ignoreIndex or in [0, vocab)); logits are checked here, in the
+ * max pass, at no extra cost. Writes tokenLoss[row] and nll[row] (float64) and, when
+ * `gradients` is not 0, the row's gradient (float32). `weight` 0 means all ones. Returns
+ * ALL_ROWS_VALID, or the first invalid row (its tokenLoss slot says why).
+ *
+ * Each dtype gets its own inlined copy of the loops, with the dtype a constant in it: a branch
+ * on the dtype inside the inner loops would cost more than the exp.
+ */
+export function rows (
+  logits: usize,
+  dtype: i32,
+  targets: usize,
+  rowStart: i32,
+  rowEnd: i32,
+  vocab: i32,
+  ignoreIndex: i32,
+  labelSmoothing: f64,
+  weight: usize,
+  classWeightSum: f64,
+  gradScale: f64,
+  tokenLoss: usize,
+  nll: usize,
+  gradients: usize
+): i32 {
+  if (dtype == DTYPE_F16) {
+    return rowsOf(logits, DTYPE_F16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients)
+  }
+  if (dtype == DTYPE_BF16) {
+    return rowsOf(logits, DTYPE_BF16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients)
+  }
+  return rowsOf(logits, DTYPE_F32, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients)
+}

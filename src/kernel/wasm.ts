@@ -1,0 +1,96 @@
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+/**
+ * The WebAssembly build of src/kernel/assembly/cross-entropy.ts (`npm run build:wasm`), and a typed
+ * handle on it. The module imports its memory, so one shared WebAssembly.Memory serves the route
+ * (which writes tensors into it) and every worker's instance (which computes on them in place).
+ */
+
+// dist/wasm/ sits at the package root's dist/, whether this file runs from src/ or dist/src/.
+const fromSources = import.meta.url.endsWith('.ts')
+export const WASM_FILE = fileURLToPath(
+  new URL(fromSources ? '../../dist/wasm/cross-entropy.wasm' : '../../wasm/cross-entropy.wasm', import.meta.url)
+)
+
+/** Logit dtypes, as the kernel numbers them. */
+export const LOGITS_DTYPE = { F32: 0, F16: 1, BF16: 2 } as const
+export type LogitsDtype = keyof typeof LOGITS_DTYPE
+
+/** What the kernel returns when every row was valid. */
+export const ALL_ROWS_VALID = -1
+/** Why a row was invalid: written into that row's token-loss slot. */
+export const INVALID_ROW_REASON: Record<number, string> = {
+  1: 'contains NaN or +Inf',
+  2: 'is −Inf everywhere (every class masked)',
+  3: "has −Inf at the target's own class"
+}
+
+/** Bytes below this address belong to the module (its math tables); the arena starts above. */
+export const KERNEL_RESERVED_BYTES = 65_536
+
+/**
+ * One kernel call, all addresses (byte offsets into the shared memory). `weight` and `gradients`
+ * are 0 when absent.
+ */
+export interface KernelRows {
+  logits: number
+  logitsDtype: number
+  targets: number
+  rowStart: number
+  rowEnd: number
+  vocab: number
+  ignoreIndex: number
+  labelSmoothing: number
+  weight: number
+  classWeightSum: number
+  gradScale: number
+  tokenLoss: number
+  nll: number
+  gradients: number
+}
+
+interface KernelExports {
+  rows: (...args: number[]) => number
+}
+
+let compiled: WebAssembly.Module | undefined
+
+/** The compiled module, read and compiled once per thread. */
+export function kernelModule(): WebAssembly.Module {
+  if (compiled === undefined) {
+    let bytes: Buffer
+    try {
+      bytes = readFileSync(WASM_FILE)
+    } catch (error) {
+      throw new Error(`${WASM_FILE} is missing: run \`npm run build\` first`, { cause: error })
+    }
+    compiled = new WebAssembly.Module(new Uint8Array(bytes))
+  }
+  return compiled
+}
+
+/** An instance over `memory`; returns a function that runs rows and says which row was invalid. */
+export function instantiateKernel(
+  memory: WebAssembly.Memory,
+  module: WebAssembly.Module = kernelModule()
+): (call: KernelRows) => number {
+  const { rows } = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports
+  return (call) =>
+    rows(
+      call.logits,
+      call.logitsDtype,
+      call.targets,
+      call.rowStart,
+      call.rowEnd,
+      call.vocab,
+      call.ignoreIndex,
+      call.labelSmoothing,
+      call.weight,
+      call.classWeightSum,
+      call.gradScale,
+      call.tokenLoss,
+      call.nll,
+      call.gradients
+    )
+}

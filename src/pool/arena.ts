@@ -1,0 +1,97 @@
+import { MemPool } from '@thi.ng/malloc'
+import { KERNEL_RESERVED_BYTES } from '../kernel/wasm.js'
+
+const PAGE = 65_536
+const MIB = 1024 * 1024
+/** SIMD loads want 16-byte alignment; 64 keeps every tensor on its own cache line. */
+const ALIGN = 64
+
+/**
+ * The kernel's shared memory and the main thread's allocator over it. One WebAssembly.Memory,
+ * `shared: true`, whose buffer is a SharedArrayBuffer: the route decodes tensors straight into
+ * it, the workers' kernel instances compute on it in place, and only addresses cross threads.
+ *
+ * The memory is reserved at its full size up front (initial = maximum), so its buffer never
+ * changes and views stay valid; the operating system backs pages only once they are touched.
+ * Only the main thread allocates (a first-fit pool with coalescing, @thi.ng/malloc).
+ */
+export class KernelArena {
+  readonly memory: WebAssembly.Memory
+  readonly buffer: SharedArrayBuffer
+  private readonly pool: MemPool
+
+  constructor(megabytes: number) {
+    const pages = Math.ceil((megabytes * MIB + KERNEL_RESERVED_BYTES) / PAGE)
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+    this.buffer = this.memory.buffer as unknown as SharedArrayBuffer
+    this.pool = new MemPool({ buf: this.buffer, start: KERNEL_RESERVED_BYTES, align: ALIGN })
+  }
+
+  /** Usable bytes in all. */
+  get capacity(): number {
+    return this.buffer.byteLength - KERNEL_RESERVED_BYTES
+  }
+
+  /** Bytes held by live allocations: 0 whenever no request is in flight. */
+  get usedBytes(): number {
+    return this.pool.stats().used.size
+  }
+
+  /**
+   * Throws ArenaFullError when `bytes` (a whole request's needs) exceeds the memory even when
+   * idle: such a request can never run, so it is refused before anything is allocated.
+   */
+  requireCapacity(bytes: number): void {
+    if (bytes > this.capacity) throw new ArenaFullError(bytes)
+  }
+
+  /** A new allocation group: everything one request needs, freed together. */
+  group(): ArenaGroup {
+    return new ArenaGroup(this.pool, this.buffer)
+  }
+}
+
+export class ArenaFullError extends Error {
+  override name = 'ArenaFullError'
+  constructor(readonly bytes: number) {
+    super(`the kernel memory has no free block of ${bytes} bytes`)
+  }
+}
+
+export class ArenaGroup {
+  private readonly addresses: number[] = []
+
+  constructor(
+    private readonly pool: MemPool,
+    private readonly buffer: SharedArrayBuffer
+  ) {}
+
+  private allocate(bytes: number): number {
+    const address = this.pool.malloc(Math.max(bytes, ALIGN))
+    if (address === 0) throw new ArenaFullError(bytes)
+    this.addresses.push(address)
+    return address
+  }
+
+  float32(length: number): Float32Array {
+    return new Float32Array(this.buffer, this.allocate(length * 4), length)
+  }
+
+  float64(length: number): Float64Array {
+    return new Float64Array(this.buffer, this.allocate(length * 8), length)
+  }
+
+  int32(length: number): Int32Array {
+    return new Int32Array(this.buffer, this.allocate(length * 4), length)
+  }
+
+  bytes(length: number): Uint8Array {
+    return new Uint8Array(this.buffer, this.allocate(length), length)
+  }
+
+  /** Frees every block of the group; its views must not be used afterwards. */
+  release(): void {
+    for (const address of this.addresses) this.pool.free(address)
+    this.addresses.length = 0
+  }
+}

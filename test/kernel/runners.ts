@@ -1,0 +1,68 @@
+import type { Reduction } from '../../schemas/cross-entropy.js'
+import { decodeJsonRequest } from '../../src/codec/json.js'
+import { crossEntropyRows } from '../../src/kernel/cross-entropy.js'
+import { ALL_ROWS_VALID, instantiateKernel, type KernelRows } from '../../src/kernel/wasm.js'
+import { KernelArena } from '../../src/pool/arena.js'
+import { computeCrossEntropy, type TaskRunner } from '../../src/pool/compute.js'
+
+/** Kernel memory for a test file, and the two kernels as task runners on this thread. */
+export const arena = new KernelArena(128)
+
+/** The WebAssembly SIMD kernel, instantiated on this thread over the arena. */
+const wasmKernel = instantiateKernel(arena.memory)
+export const wasmRunner: TaskRunner = (task) => Promise.resolve(wasmKernel(task))
+
+/** The plain TypeScript kernel (F32 logits only), on views of the same memory. */
+export const referenceRunner: TaskRunner = (task: KernelRows) => {
+  const { buffer } = arena
+  const rows = task.rowEnd
+  const weight = task.weight === 0 ? null : new Float32Array(buffer, task.weight, task.vocab)
+  const gradients = task.gradients === 0 ? null : new Float32Array(buffer, task.gradients, rows * task.vocab)
+  crossEntropyRows(
+    new Float32Array(buffer, task.logits, rows * task.vocab),
+    new Int32Array(buffer, task.targets, rows),
+    { ...task, weight },
+    task.rowStart,
+    task.rowEnd,
+    {
+      tokenLoss: new Float64Array(buffer, task.tokenLoss, rows),
+      nll: new Float64Array(buffer, task.nll, rows),
+      gradients
+    }
+  )
+  return Promise.resolve(ALL_ROWS_VALID)
+}
+
+export interface Problem {
+  logits: number[][]
+  targets: number[]
+  weight?: number[]
+  ignore_index: number
+  label_smoothing: number
+  reduction: Reduction
+}
+
+export interface Computed {
+  loss: number
+  perplexity: number
+  count: number
+  tokenLoss: Float64Array
+  gradients: Float32Array
+}
+
+/** Decodes a problem into the arena, runs it in `tasks` ranges, copies the results out, frees. */
+export async function compute(problem: Problem, run: TaskRunner, tasks = 1): Promise<Computed> {
+  const batch = decodeJsonRequest({ ...problem, outputs: ['token_losses', 'gradients'] }, arena)
+  try {
+    const result = await computeCrossEntropy(batch, run, tasks)
+    return {
+      loss: result.loss,
+      perplexity: result.perplexity,
+      count: result.count,
+      tokenLoss: result.tokenLoss.slice(),
+      gradients: (result.gradients as Float32Array).slice()
+    }
+  } finally {
+    batch.memory.release()
+  }
+}
