@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { formatSchemaErrors } from './codec/schema-errors.js'
 import type { Config } from './config.js'
 import { createLogger } from './logger.js'
+import binaryBody from './plugins/binary-body.js'
 import contentTypes from './plugins/content-types.js'
 import errors from './plugins/errors.js'
 import pool from './plugins/pool.js'
@@ -35,6 +36,7 @@ export async function buildApp(config: AppConfig, overrides: FastifyServerOption
   await app.register(errors)
   await app.register(shutdown)
   await app.register(pool, { threads: config.POOL_THREADS, memoryMegabytes: config.KERNEL_MEMORY_MB })
+  await app.register(binaryBody)
   await app.register(healthRoutes)
   await app.register(crossEntropyRoutes)
   return app

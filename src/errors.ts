@@ -12,6 +12,7 @@ export const XentErrors = {
   NON_FINITE: createError('XENT_NON_FINITE', '%s', 400),
   TARGET_OUT_OF_RANGE: createError('XENT_TARGET_OUT_OF_RANGE', '%s', 400),
   INVALID_WEIGHT: createError('XENT_INVALID_WEIGHT', '%s', 400),
+  INVALID_SAFETENSORS: createError('XENT_INVALID_SAFETENSORS', 'The body is not a valid safetensors request: %s', 400),
   MALFORMED_JSON: createError('XENT_MALFORMED_JSON', 'The body is not valid JSON: %s', 400),
   BAD_REQUEST: createError('XENT_BAD_REQUEST', '%s', 400),
   NOT_FOUND: createError('XENT_NOT_FOUND', 'No route %s %s', 404),
@@ -22,7 +23,7 @@ export const XentErrors = {
   ),
   UNSUPPORTED_MEDIA_TYPE: createError(
     'XENT_UNSUPPORTED_MEDIA_TYPE',
-    'Content-Type %s is not supported; send application/json',
+    'Content-Type %s is not supported; send application/json, or application/octet-stream (safetensors)',
     415
   ),
   TOO_LARGE: createError('XENT_TOO_LARGE', '%s', 413),

@@ -2,7 +2,7 @@ import type { CrossEntropyRequest, CrossEntropyResponse, OutputName } from '../.
 import { DEFAULT_IGNORE_INDEX } from '../../schemas/cross-entropy.js'
 import { batchBytes, type CrossEntropyBatch } from '../batch.js'
 import { XentErrors } from '../errors.js'
-import type { ArenaGroup, KernelArena } from '../pool/arena.js'
+import type { ArenaGroup } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
 import { formatPosition } from './schema-errors.js'
 
@@ -13,13 +13,20 @@ import { formatPosition } from './schema-errors.js'
  * into the kernel's shared memory, and names the first offending position.
  */
 
-export function decodeJsonRequest(body: CrossEntropyRequest, arena: KernelArena): CrossEntropyBatch {
+/** Where a batch's memory comes from: the arena itself, or a request's scope. */
+export interface MemorySource {
+  group: () => ArenaGroup
+  /** Refuses, before anything is allocated, a request that could never fit. */
+  requireCapacity: (bytes: number) => void
+}
+
+export function decodeJsonRequest(body: CrossEntropyRequest, memorySource: MemorySource): CrossEntropyBatch {
   const ignoreIndex = body.ignore_index ?? DEFAULT_IGNORE_INDEX
   const { rows, vocab, logitsShape, targetsShape } = measureShapes(body.logits, body.targets)
 
   const outputs = new Set<OutputName>(body.outputs ?? ['token_losses'])
-  arena.requireCapacity(batchBytes(rows, vocab, 4, outputs.has('gradients')))
-  const memory = arena.group()
+  memorySource.requireCapacity(batchBytes(rows, vocab, 4, outputs.has('gradients')))
+  const memory = memorySource.group()
   try {
     const logits = memory.float32(rows * vocab)
     copyLogits(body.logits, logitsShape, logits)

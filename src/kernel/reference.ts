@@ -54,7 +54,12 @@ export function referenceCrossEntropy(input: ReferenceInput): ReferenceOutput {
     smoothLoss.push(-logp.reduce((sum, lp, c) => sum + weight[c] * lp, 0))
   }
 
-  const tokenLoss = nllLoss.map((nll, i) => (1 - labelSmoothing) * nll + (labelSmoothing / vocab) * smoothLoss[i])
+  // As PyTorch, the smoothing term exists only for label_smoothing > 0 (so a −Inf logit, whose
+  // smoothing term is +Inf, costs nothing without smoothing instead of 0·Inf = NaN).
+  const tokenLoss =
+    labelSmoothing > 0
+      ? nllLoss.map((nll, i) => (1 - labelSmoothing) * nll + (labelSmoothing / vocab) * smoothLoss[i])
+      : nllLoss
   const sum = (xs: number[]) => xs.reduce((acc, x) => acc + x, 0)
   let loss: number | number[] = sum(tokenLoss)
   if (reduction === 'none') loss = tokenLoss

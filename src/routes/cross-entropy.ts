@@ -1,15 +1,32 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Readable } from 'node:stream'
+import type { FastifyPluginAsync } from 'fastify'
+import { type BinaryQuery, BinaryQuerySchema, SafetensorsBodySchema } from '../../schemas/binary.js'
 import { ErrorSchema } from '../../schemas/common.js'
-import { CrossEntropyRequestSchema, CrossEntropyResponseSchema } from '../../schemas/cross-entropy.js'
+import {
+  type CrossEntropyRequest,
+  CrossEntropyRequestSchema,
+  CrossEntropyResponseSchema
+} from '../../schemas/cross-entropy.js'
+import type { CrossEntropyBatch } from '../batch.js'
+import { type BinaryBody, decodeSafetensorsRequest, encodeSafetensorsResponse } from '../codec/binary.js'
 import { decodeJsonRequest, encodeJsonResponse } from '../codec/json.js'
+import { XentErrors } from '../errors.js'
 
-const description = `Computes \`torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), weight, ignore_index, reduction, label_smoothing)\`.
+const description = [
+  'Computes `torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), weight, ignore_index, reduction, label_smoothing)`.',
+  'For each position the loss is −log p[target], where p = softmax(logits). Send raw logits, not probabilities. Targets equal to `ignore_index` (padding) are skipped. `outputs` asks for the per-token losses and the gradients with respect to the logits (p − onehot(target), scaled by the reduction).',
+  'The body is JSON, or a safetensors file (`application/octet-stream`) holding `logits`, `targets` and optionally `weight`, with the options as query parameters. The answer is JSON, or safetensors when the request’s `Accept` is `application/octet-stream`.'
+].join('\n\n')
 
-For each position the loss is −log p[target], where p = softmax(logits). Send raw logits, not probabilities.
-Targets equal to \`ignore_index\` (padding) are skipped. \`outputs\` asks for the per-token losses and the
-gradients with respect to the logits (p − onehot(target), scaled by the reduction).`
+const SAFETENSORS = 'application/octet-stream'
 
-const crossEntropyRoutes: FastifyPluginAsyncTypebox = async (app) => {
+function isBinaryBody(body: unknown): body is BinaryBody {
+  return (
+    typeof body === 'object' && body !== null && 'bytes' in body && (body as BinaryBody).bytes instanceof Uint8Array
+  )
+}
+
+const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
   app.post(
     '/v1/cross-entropy',
     {
@@ -17,26 +34,66 @@ const crossEntropyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['loss'],
         summary: 'Cross-entropy loss, per-token losses, gradients and perplexity',
         description,
-        body: CrossEntropyRequestSchema,
+        querystring: BinaryQuerySchema,
+        body: {
+          content: {
+            'application/json': { schema: CrossEntropyRequestSchema },
+            [SAFETENSORS]: { schema: SafetensorsBodySchema }
+          }
+        },
         response: {
-          200: CrossEntropyResponseSchema,
+          200: {
+            description: 'The loss, perplexity and count, plus the outputs asked for.',
+            content: {
+              'application/json': { schema: CrossEntropyResponseSchema },
+              [SAFETENSORS]: {
+                schema: {
+                  type: 'string',
+                  format: 'binary',
+                  description:
+                    'safetensors: loss (F64 [], or F32 shaped like targets for none), perplexity (F64 []), count (I64 []), token_losses (F32), gradients (grad_dtype).'
+                }
+              }
+            }
+          },
           400: ErrorSchema,
           413: ErrorSchema,
-          415: ErrorSchema
+          415: ErrorSchema,
+          503: ErrorSchema
         }
       },
       // The answer can hold millions of gradient numbers: plain JSON.stringify is the fastest way
       // to write them, and a schema-driven serializer would have to test every union branch.
       serializerCompiler: () => (data) => JSON.stringify(data)
     },
-    async (request) => {
-      const batch = decodeJsonRequest(request.body, app.kernelArena)
-      try {
-        const result = await app.crossEntropy(batch)
-        return encodeJsonResponse(batch, result)
-      } finally {
-        batch.memory.release()
+    async (request, reply) => {
+      const query = request.query as BinaryQuery
+      let batch: CrossEntropyBatch
+      if (isBinaryBody(request.body)) {
+        batch = decodeSafetensorsRequest(request.body, query)
+      } else {
+        const options = Object.keys(query)
+        if (options.length > 0) {
+          throw new XentErrors.INVALID_REQUEST(
+            `query parameter "${options[0]}" is for safetensors requests; a JSON request carries its options in the body`
+          )
+        }
+        batch = decodeJsonRequest(request.body as CrossEntropyRequest, {
+          group: () => request.kernelMemory(),
+          requireCapacity: (bytes) => app.kernelArena.requireCapacity(bytes)
+        })
       }
+      // The batch's memory belongs to the request: it is released once the answer has been sent.
+      const result = await app.crossEntropy(batch)
+      if (request.headers.accept?.includes(SAFETENSORS) === true) {
+        const chunks = encodeSafetensorsResponse(batch, result, query.grad_dtype ?? 'F32')
+        const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0)
+        reply.type(SAFETENSORS).header('content-length', length)
+        return reply.send(
+          Readable.from(chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
+        )
+      }
+      return encodeJsonResponse(batch, result)
     }
   )
 }

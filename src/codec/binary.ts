@@ -1,0 +1,220 @@
+import type { BinaryQuery } from '../../schemas/binary.js'
+import { DEFAULT_IGNORE_INDEX, type OutputName } from '../../schemas/cross-entropy.js'
+import type { CrossEntropyBatch } from '../batch.js'
+import { XentErrors } from '../errors.js'
+import type { LogitsDtype } from '../kernel/wasm.js'
+import type { ArenaGroup } from '../pool/arena.js'
+import type { CrossEntropyResult } from '../pool/compute.js'
+import { floatToBf16, floatToF16 } from './half.js'
+import { type Dtype, readSafetensors, SafetensorsError, type TensorInfo, writeSafetensors } from './safetensors.js'
+
+/** A safetensors request body, already in the kernel's shared memory. */
+export interface BinaryBody {
+  memory: ArenaGroup
+  bytes: Uint8Array
+}
+
+const LOGITS_DTYPES: ReadonlySet<Dtype> = new Set(['F32', 'F16', 'BF16'])
+const TARGETS_DTYPES: ReadonlySet<Dtype> = new Set(['I32', 'I64'])
+const KNOWN_TENSORS = ['logits', 'targets', 'weight']
+
+/**
+ * A safetensors body → a batch, without copying the logits: they stay where the body landed in
+ * shared memory (F16 and BF16 too; the kernel decodes them). Only the targets, which must be
+ * checked one by one anyway, are rewritten as int32. Options come from the query string.
+ */
+export function decodeSafetensorsRequest(body: BinaryBody, query: BinaryQuery): CrossEntropyBatch {
+  let file: ReturnType<typeof readSafetensors>
+  try {
+    file = readSafetensors(body.bytes)
+  } catch (error) {
+    if (error instanceof SafetensorsError) throw new XentErrors.INVALID_SAFETENSORS(error.message)
+    throw error
+  }
+  for (const name of file.tensors.keys()) {
+    if (!KNOWN_TENSORS.includes(name)) {
+      throw new XentErrors.INVALID_SAFETENSORS(
+        `tensor "${name}" was not asked for; send logits, targets and optionally weight`
+      )
+    }
+  }
+  const logitsInfo = file.tensors.get('logits')
+  const targetsInfo = file.tensors.get('targets')
+  if (logitsInfo === undefined) throw new XentErrors.INVALID_SAFETENSORS('the file has no tensor "logits"')
+  if (targetsInfo === undefined) throw new XentErrors.INVALID_SAFETENSORS('the file has no tensor "targets"')
+
+  const options = readOptions(query)
+  const { rows, vocab } = checkShapes(logitsInfo, targetsInfo)
+  const weightInfo = file.tensors.get('weight')
+  if (
+    weightInfo !== undefined &&
+    (weightInfo.dtype !== 'F32' || weightInfo.shape.length !== 1 || weightInfo.shape[0] !== vocab)
+  ) {
+    throw new XentErrors.INVALID_WEIGHT(
+      `weight must be F32 of shape [${vocab}], got ${weightInfo.dtype} ${JSON.stringify(weightInfo.shape)}`
+    )
+  }
+
+  const { memory, bytes } = body
+  const targets = memory.int32(rows)
+  copyTargets(bytes, targetsInfo, vocab, options.ignoreIndex, targets)
+  return {
+    memory,
+    logits: logitsView(bytes, logitsInfo, memory),
+    logitsDtype: logitsInfo.dtype as LogitsDtype,
+    targets,
+    rows,
+    vocab,
+    logitsShape: logitsInfo.shape,
+    targetsShape: targetsInfo.shape,
+    weight: weightInfo === undefined ? null : weightView(bytes, weightInfo, memory),
+    reduction: options.reduction,
+    ignoreIndex: options.ignoreIndex,
+    labelSmoothing: options.labelSmoothing,
+    outputs: options.outputs
+  }
+}
+
+interface Options {
+  reduction: CrossEntropyBatch['reduction']
+  ignoreIndex: number
+  labelSmoothing: number
+  outputs: Set<OutputName>
+}
+
+function readOptions(query: BinaryQuery): Options {
+  const ignoreIndex = query.ignore_index === undefined ? DEFAULT_IGNORE_INDEX : Number(query.ignore_index)
+  if (ignoreIndex < -(2 ** 31) || ignoreIndex >= 2 ** 31) {
+    throw new XentErrors.INVALID_REQUEST(`ignore_index is ${query.ignore_index}; it must be a 32-bit integer`)
+  }
+  const labelSmoothing = query.label_smoothing === undefined ? 0 : Number(query.label_smoothing)
+  if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) {
+    throw new XentErrors.INVALID_REQUEST(`label_smoothing is ${query.label_smoothing}; it must be in [0, 1]`)
+  }
+  const names = query.outputs === undefined ? ['token_losses'] : query.outputs.split(',').filter((name) => name !== '')
+  const outputs = new Set(names as OutputName[])
+  if (outputs.size !== names.length)
+    throw new XentErrors.INVALID_REQUEST(`outputs lists the same value twice: ${query.outputs}`)
+  return { reduction: query.reduction ?? 'mean', ignoreIndex, labelSmoothing, outputs }
+}
+
+function checkShapes(logits: TensorInfo, targets: TensorInfo): { rows: number; vocab: number } {
+  if (!LOGITS_DTYPES.has(logits.dtype)) {
+    throw new XentErrors.INVALID_SAFETENSORS(`logits are ${logits.dtype}; send F32, F16 or BF16`)
+  }
+  if (!TARGETS_DTYPES.has(targets.dtype)) {
+    throw new XentErrors.INVALID_SAFETENSORS(`targets are ${targets.dtype}; send I32 or I64`)
+  }
+  if (logits.shape.length !== 2 && logits.shape.length !== 3) {
+    throw new XentErrors.SHAPE_MISMATCH(
+      `logits have shape ${JSON.stringify(logits.shape)}; they must be (N, V) or (B, T, V)`
+    )
+  }
+  const emptyAt = logits.shape.indexOf(0)
+  if (emptyAt !== -1)
+    throw new XentErrors.EMPTY_DIMENSION(
+      `logits have shape ${JSON.stringify(logits.shape)}; dimension ${emptyAt} is empty`
+    )
+  const leading = logits.shape.slice(0, -1)
+  if (targets.shape.length !== leading.length || targets.shape.some((d, i) => d !== leading[i])) {
+    throw new XentErrors.SHAPE_MISMATCH(
+      `targets have shape ${JSON.stringify(targets.shape)}; logits of shape ${JSON.stringify(logits.shape)} need ${JSON.stringify(leading)}`
+    )
+  }
+  const vocab = logits.shape[logits.shape.length - 1]
+  return { rows: leading.reduce((product, d) => product * d, 1), vocab }
+}
+
+/** The logits where they lie, or, only if the sender misaligned them, one aligned copy. */
+function logitsView(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): Float32Array | Uint16Array {
+  const size = info.dtype === 'F32' ? 4 : 2
+  const length = (info.end - info.begin) / size
+  let start = bytes.byteOffset + info.begin
+  if (start % size !== 0) start = alignedCopy(bytes, info, memory).byteOffset
+  return size === 4 ? new Float32Array(bytes.buffer, start, length) : new Uint16Array(bytes.buffer, start, length)
+}
+
+function weightView(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): Float32Array {
+  let start = bytes.byteOffset + info.begin
+  if (start % 4 !== 0) start = alignedCopy(bytes, info, memory).byteOffset
+  const weight = new Float32Array(bytes.buffer, start, (info.end - info.begin) / 4)
+  for (let c = 0; c < weight.length; c++) {
+    if (!Number.isFinite(weight[c]) || weight[c] < 0) {
+      throw new XentErrors.INVALID_WEIGHT(`weight[${c}] is ${weight[c]}; weights must be finite and ≥ 0`)
+    }
+  }
+  return weight
+}
+
+/** A tensor's bytes copied to a fresh allocation (the arena aligns every block to 64 bytes). */
+function alignedCopy(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): Uint8Array {
+  const copy = memory.bytes(info.end - info.begin)
+  copy.set(bytes.subarray(info.begin, info.end))
+  return copy
+}
+
+function copyTargets(bytes: Uint8Array, info: TensorInfo, vocab: number, ignoreIndex: number, into: Int32Array): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + info.begin, info.end - info.begin)
+  const wide = info.dtype === 'I64'
+  const lastDim = info.shape[info.shape.length - 1]
+  for (let i = 0; i < into.length; i++) {
+    const target = wide ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true)
+    if (target !== ignoreIndex && !(target >= 0 && target < vocab)) {
+      const position = info.shape.length === 2 ? `[${Math.floor(i / lastDim)}][${i % lastDim}]` : `[${i}]`
+      throw new XentErrors.TARGET_OUT_OF_RANGE(
+        `targets${position} is ${target}, outside [0, ${vocab}) and not ignore_index (${ignoreIndex})`
+      )
+    }
+    into[i] = target
+  }
+}
+
+/**
+ * The answer as safetensors: loss (F64 [], or F32 shaped like targets for none; NaN where JSON
+ * says null), perplexity (F64 []), count (I64 []), token_losses (F32) and gradients (F32 without a
+ * copy, or BF16/F16). Chunks may view shared memory: send them before the batch is released.
+ */
+export function encodeSafetensorsResponse(
+  batch: CrossEntropyBatch,
+  result: CrossEntropyResult,
+  gradDtype: 'F32' | 'BF16' | 'F16'
+): Uint8Array[] {
+  const tensors: Parameters<typeof writeSafetensors>[0] = []
+  if (batch.reduction === 'none') {
+    tensors.push({ name: 'loss', dtype: 'F32', shape: batch.targetsShape, data: Float32Array.from(result.tokenLoss) })
+  } else {
+    tensors.push({ name: 'loss', dtype: 'F64', shape: [], data: Float64Array.of(result.loss) })
+  }
+  tensors.push({
+    name: 'perplexity',
+    dtype: 'F64',
+    shape: [],
+    data: Float64Array.of(Number.isFinite(result.perplexity) ? result.perplexity : Number.NaN)
+  })
+  tensors.push({ name: 'count', dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(result.count)) })
+  if (batch.outputs.has('token_losses')) {
+    tensors.push({
+      name: 'token_losses',
+      dtype: 'F32',
+      shape: batch.targetsShape,
+      data: Float32Array.from(result.tokenLoss)
+    })
+  }
+  if (result.gradients !== null) {
+    tensors.push({
+      name: 'gradients',
+      dtype: gradDtype,
+      shape: batch.logitsShape,
+      data: convertGradients(result.gradients, gradDtype)
+    })
+  }
+  return writeSafetensors(tensors)
+}
+
+function convertGradients(gradients: Float32Array, dtype: 'F32' | 'BF16' | 'F16'): ArrayBufferView {
+  if (dtype === 'F32') return gradients
+  const convert = dtype === 'BF16' ? floatToBf16 : floatToF16
+  const halves = new Uint16Array(gradients.length)
+  for (let i = 0; i < gradients.length; i++) halves[i] = convert(gradients[i])
+  return halves
+}
