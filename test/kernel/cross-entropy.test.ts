@@ -296,3 +296,52 @@ describe('WebAssembly SIMD kernel against the TypeScript reference', () => {
     )
   })
 })
+
+describe('WebAssembly SIMD kernel refuses logits it cannot take, naming the place', () => {
+  const badValue = fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY)
+
+  it('finds a NaN or +Inf at any position, in counted and padding rows alike', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb, fc.nat(), fc.nat(), badValue, async (problem, pickRow, pickColumn, bad) => {
+        const vocab = problem.logits[0].length
+        const row = pickRow % problem.logits.length
+        const column = pickColumn % vocab
+        const batch = decodeJsonRequest({ ...problem, outputs: ['gradients'] }, arena)
+        try {
+          ;(batch.logits as Float32Array)[row * vocab + column] = bad
+          await expect(computeCrossEntropy(batch, wasmRunner, 1)).rejects.toMatchObject({
+            code: 'XENT_NON_FINITE',
+            message: `logits[${row}][${column}] is ${bad}; logits must be finite or −Inf (masked)`
+          })
+        } finally {
+          batch.memory.release()
+        }
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it('allows −Inf except everywhere in a counted row or at its target', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb, fc.nat(), async (problem, pickRow) => {
+        const vocab = problem.logits[0].length
+        const row = pickRow % problem.logits.length
+        const batch = decodeJsonRequest({ ...problem, label_smoothing: 0, outputs: ['gradients'] }, arena)
+        try {
+          const logits = batch.logits as Float32Array
+          logits.fill(Number.NEGATIVE_INFINITY, row * vocab, (row + 1) * vocab)
+          const run = computeCrossEntropy(batch, wasmRunner, 1)
+          if (problem.targets[row] === -100) await expect(run).resolves.toBeDefined()
+          else
+            await expect(run).rejects.toMatchObject({
+              code: 'XENT_NON_FINITE',
+              message: `logits[${row}] is −Inf everywhere (every class masked)`
+            })
+        } finally {
+          batch.memory.release()
+        }
+      }),
+      { numRuns: 200 }
+    )
+  })
+})

@@ -162,19 +162,41 @@ function promoteAndAdd (acc: v128, sum4: v128, high: bool): v128 {
   return f64x2.add(acc, f64x2.promote_low_f32x4(half))
 }
 
+// The next row's max, found by rowSumExp while it works on this row (see there). Wasm globals
+// belong to the instance, not to the shared memory, so each worker has its own.
+let lookaheadMax: f32 = 0
+let lookaheadNaN: bool = false
+
 /**
  * Σ exp(x − max) over a row in float64. Four f32x4 exps are added pairwise in float32 (16 terms,
- * each ≤ 1) and the result promoted into two float64x2 accumulators. With `store`, each exp is
- * written to `out` (the gradient row) for pass 3 when `keep` is set.
+ * each ≤ 1) and the result promoted into two float64x2 accumulators. Each exp is written to `out`
+ * (the gradient row) for pass 3 when `keep` is set.
+ *
+ * With `lookahead`, the same loop also reads the next row (`next`) and finds its max, leaving it
+ * in lookaheadMax/lookaheadNaN. This row is already in cache from its own max pass; the next one
+ * usually is not, and this way its trip from main memory overlaps the exps, which are the
+ * expensive part, instead of being a pass of its own.
  */
 // @ts-ignore: decorator
 @inline
-function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, keep: bool): f64 {
+function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, keep: bool, next: usize, lookahead: bool): f64 {
   const shift = f32x4.splat(max)
   let accLow = f64x2.splat(0)
   let accHigh = f64x2.splat(0)
+  let m0 = f32x4.splat(-Infinity)
+  let m1 = m0
+  let nan = i32x4.splat(0)
   let i = 0
   for (; i + 16 <= vocab; i += 16) {
+    if (lookahead) {
+      const y0 = load4(next, i, dtype)
+      const y1 = load4(next, i + 4, dtype)
+      const y2 = load4(next, i + 8, dtype)
+      const y3 = load4(next, i + 12, dtype)
+      m0 = f32x4.pmax(m0, f32x4.pmax(y0, y1))
+      m1 = f32x4.pmax(m1, f32x4.pmax(y2, y3))
+      nan = v128.or(nan, v128.or(v128.or(f32x4.ne(y0, y0), f32x4.ne(y1, y1)), v128.or(f32x4.ne(y2, y2), f32x4.ne(y3, y3))))
+    }
     const e0 = expNonPositive(f32x4.sub(load4(row, i, dtype), shift))
     const e1 = expNonPositive(f32x4.sub(load4(row, i + 4, dtype), shift))
     const e2 = expNonPositive(f32x4.sub(load4(row, i + 8, dtype), shift))
@@ -191,6 +213,11 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
     accHigh = promoteAndAdd(accHigh, s, true)
   }
   for (; i + 4 <= vocab; i += 4) {
+    if (lookahead) {
+      const y = load4(next, i, dtype)
+      m0 = f32x4.pmax(m0, y)
+      nan = v128.or(nan, f32x4.ne(y, y))
+    }
     const e = expNonPositive(f32x4.sub(load4(row, i, dtype), shift))
     if (keep) v128.store(out + (<usize>i << 2), e)
     accLow = promoteAndAdd(accLow, e, false)
@@ -198,10 +225,21 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
   }
   const acc = f64x2.add(accLow, accHigh)
   let sum = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
+  let nextMax: f32 = lookahead ? horizontalMax(f32x4.pmax(m0, m1)) : 0
+  let nextNaN = lookahead ? v128.any_true(nan) : false
   for (; i < vocab; i++) {
+    if (lookahead) {
+      const y = <f32>load1(next, i, dtype)
+      if (y != y) nextNaN = true
+      if (y > nextMax) nextMax = y
+    }
     const e = f32x4.extract_lane(expNonPositive(f32x4.sub(load4Scalar(row, i, dtype), shift)), 0)
     if (keep) store<f32>(out + (<usize>i << 2), e)
     sum += <f64>e
+  }
+  if (lookahead) {
+    lookaheadMax = nextMax
+    lookaheadNaN = nextNaN
   }
   return sum
 }
@@ -266,25 +304,29 @@ function rowsOf (
 ): i32 {
   const elementShift: usize = dtype == DTYPE_F32 ? 2 : 1
   const smoothingPerClass = labelSmoothing / <f64>vocab
+  // Whether the current row's max was already found while the previous row was summed.
+  let maxKnown = false
   for (let r = rowStart; r < rowEnd; r++) {
     const row = logits + ((<usize>r * <usize>vocab) << elementShift)
     const gradRow = gradients + ((<usize>r * <usize>vocab) << 2)
     const lossSlot = tokenLoss + (<usize>r << 3)
     const nllSlot = nll + (<usize>r << 3)
     const target = load<i32>(targets + (<usize>r << 2))
-    if (target == ignoreIndex) {
-      store<f64>(lossSlot, 0)
-      store<f64>(nllSlot, 0)
-      if (gradients != 0) memory.fill(gradRow, 0, <usize>vocab << 2)
-      continue
-    }
-    const y = <i32>target
-
-    const m = rowMax(row, vocab, dtype)
+    const m = maxKnown ? (lookaheadNaN ? <f32>NaN : lookaheadMax) : rowMax(row, vocab, dtype)
+    // NaN and +Inf are refused anywhere, padding rows included (those may be all −Inf).
     if (m != m || m == Infinity) {
       store<f64>(lossSlot, INVALID_NOT_FINITE)
       return r
     }
+    if (target == ignoreIndex) {
+      store<f64>(lossSlot, 0)
+      store<f64>(nllSlot, 0)
+      if (gradients != 0) memory.fill(gradRow, 0, <usize>vocab << 2)
+      maxKnown = false
+      continue
+    }
+    const y = <i32>target
+
     if (m == -Infinity) {
       store<f64>(lossSlot, INVALID_ALL_MASKED)
       return r
@@ -295,8 +337,18 @@ function rowsOf (
       return r
     }
 
-    // Literal `keep` arguments, so that each inlined copy of the loop has no branch inside.
-    const sumExp = gradients != 0 ? rowSumExp(row, vocab, dtype, m, gradRow, true) : rowSumExp(row, vocab, dtype, m, 0, false)
+    // Literal `keep` and `lookahead` arguments, so each inlined copy of the loop is branch-free.
+    const next = row + (<usize>vocab << elementShift)
+    const hasNext = r + 1 < rowEnd
+    let sumExp: f64
+    if (gradients != 0) {
+      sumExp = hasNext
+        ? rowSumExp(row, vocab, dtype, m, gradRow, true, next, true)
+        : rowSumExp(row, vocab, dtype, m, gradRow, true, 0, false)
+    } else {
+      sumExp = hasNext ? rowSumExp(row, vocab, dtype, m, 0, false, next, true) : rowSumExp(row, vocab, dtype, m, 0, false, 0, false)
+    }
+    maxKnown = hasNext
     const logSumExp = <f64>m + Math.log(sumExp)
     const rowNll = logSumExp - xTarget
     const targetWeight: f64 = weight == 0 ? 1 : <f64>load<f32>(weight + (<usize>y << 2))
