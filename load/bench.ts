@@ -1,0 +1,321 @@
+/**
+ * The whole benchmark, every figure beside the floor it is measured against, in one run:
+ *
+ *   npm run bench [-- --duration 5 --connections 4]
+ *
+ * 1. the kernel on one thread (load/bench-kernel.ts) against memcpy;
+ * 2. the pool with 1 and 2 workers on one large batch;
+ * 3. where a medium JSON request's time goes, against JSON.parse + JSON.stringify;
+ * 4. autocannon against the built server on 127.0.0.1: small JSON (1×32×512), medium JSON
+ *    (4×64×1024), and a large safetensors request answered in safetensors (8×256×8192).
+ *
+ * It needs `npm run build` first, targets only loopback, and stops by itself.
+ */
+import { execFileSync } from 'node:child_process'
+import http from 'node:http'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { buildApp } from '../src/app.js'
+import type { CrossEntropyBatch } from '../src/batch.js'
+import { decodeJsonRequest, encodeJsonResponse } from '../src/codec/json.js'
+import { writeSafetensors } from '../src/codec/safetensors.js'
+import { startServer } from '../test/helper.js'
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '4' }
+  }
+})
+const duration = Math.min(Number(values.duration), 60)
+const connections = Number(values.connections)
+
+let seed = 7
+const random = () => {
+  seed = (seed * 1103515245 + 12345) % 2147483648
+  return seed / 2147483648
+}
+const logit = () => Math.round((random() * 16 - 8) * 1e4) / 1e4
+
+function median(samples: number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}
+
+function timeMs(run: () => unknown, repeats = 9): number {
+  for (let i = 0; i < 2; i++) run()
+  const samples: number[] = []
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now()
+    run()
+    samples.push(performance.now() - start)
+  }
+  return median(samples)
+}
+
+async function timeMsAsync(run: () => Promise<unknown>, repeats = 7): Promise<number> {
+  for (let i = 0; i < 2; i++) await run()
+  const samples: number[] = []
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now()
+    await run()
+    samples.push(performance.now() - start)
+  }
+  return median(samples)
+}
+
+const report: Record<string, unknown> = {}
+
+// 1. The kernel on one thread.
+console.log('# kernel, one thread, 2048 × 32000 F32')
+const kernelOutput = execFileSync(
+  process.execPath,
+  ['--import', 'tsx', 'load/bench-kernel.ts', '--rows', '2048', '--vocab', '32000'],
+  {
+    encoding: 'utf8'
+  }
+)
+process.stdout.write(kernelOutput)
+report.kernel = JSON.parse(kernelOutput.trim().split('\n').at(-1) as string)
+
+// 2. One large batch through the pool, with 1 and 2 workers.
+console.log('\n# pool, 1024 × 32000 F32 with gradients')
+const poolRates: Record<string, number> = {}
+for (const threads of [1, 2]) {
+  const app = await buildApp({ POOL_THREADS: threads, BODY_LIMIT_MB: 64, KERNEL_MEMORY_MB: 1024, LOG_LEVEL: 'silent' })
+  await app.ready()
+  const rows = 1024
+  const vocab = 32_000
+  const memory = app.kernelArena.group()
+  const logits = memory.float32(rows * vocab)
+  for (let i = 0; i < logits.length; i++) logits[i] = random() * 16 - 8
+  const targets = memory.int32(rows)
+  for (let r = 0; r < rows; r++) targets[r] = (r * 7919) % vocab
+  const batch: CrossEntropyBatch = {
+    memory,
+    logits,
+    logitsDtype: 'F32',
+    targets,
+    rows,
+    vocab,
+    logitsShape: [rows, vocab],
+    targetsShape: [rows],
+    weight: null,
+    reduction: 'mean',
+    ignoreIndex: -100,
+    labelSmoothing: 0,
+    outputs: new Set(['gradients'])
+  }
+  // Each run takes its outputs from a group of its own and gives them back, as requests do, so
+  // the memory is reused (already paged in) rather than fresh every time.
+  const ms = await timeMsAsync(async () => {
+    const outputs = app.kernelArena.group()
+    try {
+      await app.crossEntropy({ ...batch, memory: outputs })
+    } finally {
+      outputs.release()
+    }
+  }, 5)
+  poolRates[threads] = (rows * vocab) / ms / 1e3
+  console.log(`${threads} worker(s): ${ms.toFixed(1)} ms, ${poolRates[threads].toFixed(0)} M elements/s`)
+  memory.release()
+  await app.close()
+}
+report.pool = {
+  one_worker_melem_s: Math.round(poolRates[1]),
+  two_workers_melem_s: Math.round(poolRates[2]),
+  speedup: Number((poolRates[2] / poolRates[1]).toFixed(2))
+}
+console.log(`speedup with 2 workers: ${(poolRates[2] / poolRates[1]).toFixed(2)}×`)
+
+// 3. Where a medium JSON request's time goes, stage by stage, with the service's own functions.
+function jsonBody(b: number, t: number, v: number, outputs: string[]): string {
+  return JSON.stringify({
+    logits: Array.from({ length: b }, () => Array.from({ length: t }, () => Array.from({ length: v }, logit))),
+    targets: Array.from({ length: b }, () => Array.from({ length: t }, () => Math.floor(random() * v))),
+    outputs
+  })
+}
+const medium = jsonBody(4, 64, 1024, ['token_losses', 'gradients'])
+const small = jsonBody(1, 32, 512, ['token_losses', 'gradients'])
+console.log('\n# medium JSON request (4 × 64 × 1024, with gradients), in process')
+const stagesApp = await buildApp({ POOL_THREADS: 2, BODY_LIMIT_MB: 64, KERNEL_MEMORY_MB: 256, LOG_LEVEL: 'silent' })
+await stagesApp.ready()
+const parsed = JSON.parse(medium)
+const parseMs = timeMs(() => JSON.parse(medium))
+const decodeMs = timeMs(() => decodeJsonRequest(parsed, stagesApp.kernelArena).memory.release())
+const stageBatch = decodeJsonRequest(parsed, stagesApp.kernelArena)
+const computeMs = await timeMsAsync(() => stagesApp.crossEntropy(stageBatch))
+const result = await stagesApp.crossEntropy(stageBatch)
+const encodeMs = timeMs(() => encodeJsonResponse(stageBatch, result))
+const answer = encodeJsonResponse(stageBatch, result)
+const stringifyMs = timeMs(() => JSON.stringify(answer))
+stageBatch.memory.release()
+const injectMs = await timeMsAsync(() =>
+  stagesApp.inject({
+    method: 'POST',
+    url: '/v1/cross-entropy',
+    headers: { 'content-type': 'application/json' },
+    payload: medium
+  })
+)
+await stagesApp.close()
+const floorMs = parseMs + stringifyMs
+const beyond = injectMs - floorMs
+console.log(
+  `JSON.parse ${parseMs.toFixed(1)} ms, JSON.stringify ${stringifyMs.toFixed(1)} ms: the floor, ${floorMs.toFixed(1)} ms`
+)
+console.log(`decode ${decodeMs.toFixed(1)} ms, compute ${computeMs.toFixed(1)} ms, encode ${encodeMs.toFixed(1)} ms`)
+console.log(
+  `whole request through app.inject: ${injectMs.toFixed(1)} ms; beyond the floor: ${beyond.toFixed(1)} ms = ${((100 * beyond) / floorMs).toFixed(0)}% of it`
+)
+report.json_stages_ms = {
+  parse: Number(parseMs.toFixed(2)),
+  stringify: Number(stringifyMs.toFixed(2)),
+  decode: Number(decodeMs.toFixed(2)),
+  compute: Number(computeMs.toFixed(2)),
+  encode: Number(encodeMs.toFixed(2)),
+  inject_total: Number(injectMs.toFixed(2)),
+  beyond_floor_ratio: Number((beyond / floorMs).toFixed(3))
+}
+
+// 4. autocannon against the built server.
+console.log(`\n# server on 127.0.0.1, ${connections} connections, ${duration} s per scenario`)
+// LOG_LEVEL stays at its default, info, as a deployed server runs (and startServer waits for
+// the info line that says it listens).
+const server = await startServer({ env: { BODY_LIMIT_MB: '256', KERNEL_MEMORY_MB: '3072', POOL_THREADS: '2' } })
+
+function largeSafetensors(): Buffer {
+  const [b, t, v] = [8, 256, 8192]
+  const logits = new Float32Array(b * t * v)
+  for (let i = 0; i < logits.length; i++) logits[i] = random() * 16 - 8
+  const targets = BigInt64Array.from({ length: b * t }, () => BigInt(Math.floor(random() * v)))
+  const chunks = writeSafetensors([
+    { name: 'logits', dtype: 'F32', shape: [b, t, v], data: logits },
+    { name: 'targets', dtype: 'I64', shape: [b, t], data: targets }
+  ])
+  return Buffer.concat(chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
+}
+
+/** Requests per second if the server did nothing but the unavoidable work, on one core. */
+function jsonFloorRps(body: string): number {
+  const sample = JSON.parse(body)
+  const parse = timeMs(() => JSON.parse(body), 5)
+  const fakeAnswer = { loss: 1, perplexity: 1, count: 1, token_losses: sample.targets, gradients: sample.logits }
+  const stringify = timeMs(() => JSON.stringify(fakeAnswer), 5)
+  return 1000 / (parse + stringify)
+}
+function bytesFloorRps(requestBytes: Buffer, responseBytes: number): number {
+  const into = Buffer.allocUnsafe(requestBytes.length + responseBytes)
+  const copy = timeMs(() => {
+    requestBytes.copy(into)
+    into.copy(into, requestBytes.length, 0, responseBytes)
+  }, 5)
+  return 1000 / copy
+}
+
+async function leanClientRps(url: string, body: Buffer, seconds: number): Promise<{ rps: number; medianMs: number }> {
+  const latencies: number[] = []
+  const end = performance.now() + seconds * 1000
+  while (performance.now() < end) {
+    const start = performance.now()
+    await new Promise<void>((resolve, reject) => {
+      const request = http.request(
+        url,
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/octet-stream',
+            accept: 'application/octet-stream',
+            'content-length': body.length
+          }
+        },
+        (response) => {
+          if (response.statusCode !== 200) reject(new Error(`status ${response.statusCode}`))
+          response.on('data', () => {})
+          response.on('end', resolve)
+        }
+      )
+      request.on('error', reject)
+      request.end(body)
+    })
+    latencies.push(performance.now() - start)
+  }
+  const total = latencies.reduce((sum, ms) => sum + ms, 0)
+  return { rps: (1000 * latencies.length) / total, medianMs: median(latencies) }
+}
+
+const large = largeSafetensors()
+const scenarios = [
+  {
+    name: 'small JSON 1×32×512',
+    elements: 32 * 512,
+    body: small,
+    type: 'application/json',
+    accept: 'application/json',
+    query: '',
+    floor: () => jsonFloorRps(small)
+  },
+  {
+    name: 'medium JSON 4×64×1024',
+    elements: 4 * 64 * 1024,
+    body: medium,
+    type: 'application/json',
+    accept: 'application/json',
+    query: '',
+    floor: () => jsonFloorRps(medium)
+  },
+  {
+    name: 'large safetensors 8×256×8192, gradients as safetensors',
+    elements: 8 * 256 * 8192,
+    body: large,
+    type: 'application/octet-stream',
+    accept: 'application/octet-stream',
+    query: '?outputs=gradients',
+    floor: () => bytesFloorRps(large, 8 * 256 * 8192 * 4),
+    // autocannon handles a 67 MB answer slowly in JavaScript; more connections only starve it.
+    connections: 1
+  }
+]
+const rows: Array<Record<string, unknown>> = []
+for (const scenario of scenarios) {
+  const run = await autocannon({
+    url: `${server.base}/v1/cross-entropy${scenario.query}`,
+    method: 'POST',
+    headers: { 'content-type': scenario.type, accept: scenario.accept },
+    body: scenario.body,
+    connections: 'connections' in scenario ? scenario.connections : connections,
+    duration
+  })
+  const floor = scenario.floor()
+  const row = {
+    scenario: scenario.name,
+    req_per_s: Number(run.requests.average.toFixed(1)),
+    p50_ms: run.latency.p50,
+    p99_ms: run.latency.p99,
+    melem_per_s: Number(((run.requests.average * scenario.elements) / 1e6).toFixed(1)),
+    floor_req_per_s: Number(floor.toFixed(1)),
+    ratio_to_floor: Number((run.requests.average / floor).toFixed(3)),
+    non_2xx: run.non2xx,
+    errors: run.errors
+  }
+  rows.push(row)
+  console.log(
+    `${row.scenario}: ${row.req_per_s} req/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, ${row.melem_per_s} M elements/s; floor ${row.floor_req_per_s} req/s, ratio ${row.ratio_to_floor}${row.non_2xx + row.errors > 0 ? ` (${row.non_2xx} non-2xx, ${row.errors} errors)` : ''}`
+  )
+}
+// The large scenario again with a lean client (node:http, answer discarded unread), one request
+// at a time: what the server sustains when the client is not the bottleneck.
+const lean = await leanClientRps(`${server.base}/v1/cross-entropy?outputs=gradients`, large, duration)
+console.log(
+  `large safetensors with a lean client, one connection: ${lean.rps.toFixed(2)} req/s, median ${lean.medianMs.toFixed(0)} ms, ${((lean.rps * 8 * 256 * 8192) / 1e6).toFixed(0)} M elements/s`
+)
+rows.push({
+  scenario: 'large safetensors, lean node:http client',
+  req_per_s: Number(lean.rps.toFixed(2)),
+  p50_ms: Math.round(lean.medianMs)
+})
+server.child.kill('SIGTERM')
+await server.exited
+report.server = rows
+console.log(JSON.stringify(report))
