@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { startServer } from './helper.js'
@@ -36,6 +37,15 @@ describe('README examples', () => {
     const { stdout } = await run('bash', ['-c', command])
     const shown = block('json', '"loss"').trim()
     expect(JSON.parse(stdout)).toEqual(JSON.parse(shown))
+  })
+
+  it('the safetensors Python example runs (with a small numpy stand-in for the safetensors package)', async () => {
+    const script = block('python', 'safetensors.numpy').replaceAll('http://localhost:8080', base)
+    // Debian ships no python3-safetensors: test/fixtures/python holds a numpy reader/writer of the format.
+    const env = { ...process.env, PYTHONPATH: fileURLToPath(new URL('./fixtures/python', import.meta.url)) }
+    const { stdout } = await run(process.env.PYTHON ?? 'python3', ['-c', script], { env })
+    expect(stdout).toMatch(/^loss \d+\.\d{4}, perplexity \d+\.\d over 400 tokens$/m)
+    expect(stdout).toMatch(/^gradients float16 \(4, 128, 8192\)$/m)
   })
 
   it('the Python example runs and prints the loss, the baseline and the gradient shape', async () => {
