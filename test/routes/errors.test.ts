@@ -301,6 +301,12 @@ const badBodies: BadCase[] = [
     message: 'forbidden prototype property'
   },
   {
+    name: 'a __proto__ key spelt with unicode escapes',
+    body: '{"logits": [[1, 2]], "targets": [0], "\\u005f_proto__": {"polluted": true}}',
+    code: 'XENT_MALFORMED_JSON',
+    message: 'forbidden prototype property'
+  },
+  {
     name: 'a constructor.prototype key (prototype poisoning)',
     body: '{"logits": [[1, 2]], "targets": [0], "constructor": {"prototype": {"polluted": true}}}',
     code: 'XENT_MALFORMED_JSON',
