@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { Reduction } from '../../schemas/cross-entropy.js'
+import { bf16ToFloat, f16ToFloat } from '../../src/codec/half.js'
 import { decodeJsonRequest } from '../../src/codec/json.js'
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import { computeCrossEntropy, type TaskRunner } from '../../src/pool/compute.js'
@@ -343,5 +344,54 @@ describe('WebAssembly SIMD kernel refuses logits it cannot take, naming the plac
       }),
       { numRuns: 200 }
     )
+  })
+})
+
+describe('WebAssembly SIMD kernel decodes every finite F16 and BF16 value', () => {
+  // One row per finite 16-bit pattern, [x, 0] with target 1: the loss is log(1 + e^x), computed
+  // here in float64 from this file's own decoding, so a wrong exponent, sign or subnormal shows.
+  it.each([
+    ['F16', f16ToFloat],
+    ['BF16', bf16ToFloat]
+  ] as const)('%s', async (dtype, decode) => {
+    const words = Array.from({ length: 65536 }, (_, w) => w).filter((w) => Number.isFinite(decode(w)))
+    const memory = arena.group()
+    try {
+      const logits = new Uint16Array(arena.buffer, memory.bytes(words.length * 4).byteOffset, words.length * 2)
+      words.forEach((w, i) => {
+        logits[2 * i] = w
+        logits[2 * i + 1] = 0
+      })
+      const targets = memory.int32(words.length).fill(1)
+      const result = await computeCrossEntropy(
+        {
+          memory,
+          logits,
+          logitsDtype: dtype,
+          targets,
+          rows: words.length,
+          vocab: 2,
+          logitsShape: [words.length, 2],
+          targetsShape: [words.length],
+          weight: null,
+          reduction: 'none',
+          ignoreIndex: -100,
+          labelSmoothing: 0,
+          outputs: new Set()
+        },
+        wasmRunner,
+        1
+      )
+      words.forEach((w, i) => {
+        const x = decode(w)
+        const expected = Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)))
+        const actual = result.tokenLoss[i]
+        if (!(Math.abs(actual - expected) <= 1e-6 + 1e-6 * Math.abs(expected))) {
+          throw new Error(`${dtype} word 0x${w.toString(16)} (${x}): loss ${actual}, expected ${expected}`)
+        }
+      })
+    } finally {
+      memory.release()
+    }
   })
 })

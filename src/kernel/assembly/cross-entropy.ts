@@ -61,16 +61,14 @@ function expNonPositive (x: v128): v128 {
   return v128.and(f32x4.mul(er, scale), keep)
 }
 
-// Four logits starting at element `i` of a row, decoded to f32x4.
+// Four 16-bit words (zero-extended in i32 lanes) decoded to f32x4. BF16 is the top half of an
+// F32. F16: move exponent and mantissa into float32's place, then multiply by 2^112 to rebias the
+// exponent (15 → 127), which also gets subnormals right; Inf and NaN (exponent 31) instead get
+// float32's all-ones exponent.
 // @ts-ignore: decorator
 @inline
-function load4 (row: usize, i: i32, dtype: i32): v128 {
-  if (dtype == DTYPE_F32) return v128.load(row + (<usize>i << 2))
-  const halves = v128.load16x4_u(row + (<usize>i << 1))
+function decodeHalves (halves: v128, dtype: i32): v128 {
   if (dtype == DTYPE_BF16) return i32x4.shl(halves, 16)
-  // F16: move exponent and mantissa into float32's place, then multiply by 2^112 to rebias the
-  // exponent (15 → 127); this also gets subnormals right. Inf and NaN (exponent 31) instead get
-  // float32's all-ones exponent.
   const sign = i32x4.shl(v128.and(halves, i32x4.splat(0x8000)), 16)
   const body = i32x4.shl(v128.and(halves, i32x4.splat(0x7fff)), 13)
   const special = i32x4.eq(v128.and(halves, i32x4.splat(0x7c00)), i32x4.splat(0x7c00))
@@ -79,33 +77,27 @@ function load4 (row: usize, i: i32, dtype: i32): v128 {
   return v128.or(v128.bitselect(infOrNan, finite, special), sign)
 }
 
+// Four logits starting at element `i` of a row, decoded to f32x4.
+// @ts-ignore: decorator
+@inline
+function load4 (row: usize, i: i32, dtype: i32): v128 {
+  if (dtype == DTYPE_F32) return v128.load(row + (<usize>i << 2))
+  return decodeHalves(v128.load16x4_u(row + (<usize>i << 1)), dtype)
+}
+
+// One logit, decoded into every lane (for the tails of rows).
+// @ts-ignore: decorator
+@inline
+function load4Scalar (row: usize, i: i32, dtype: i32): v128 {
+  if (dtype == DTYPE_F32) return f32x4.splat(load<f32>(row + (<usize>i << 2)))
+  return decodeHalves(i32x4.splat(<i32>load<u16>(row + (<usize>i << 1))), dtype)
+}
+
 // One logit as f64.
 // @ts-ignore: decorator
 @inline
 function load1 (row: usize, i: i32, dtype: i32): f64 {
   return <f64>f32x4.extract_lane(load4Scalar(row, i, dtype), 0)
-}
-
-// @ts-ignore: decorator
-@inline
-function load4Scalar (row: usize, i: i32, dtype: i32): v128 {
-  if (dtype == DTYPE_F32) return f32x4.splat(load<f32>(row + (<usize>i << 2)))
-  const half = <i32>load<u16>(row + (<usize>i << 1))
-  return load4FromHalf(half, dtype)
-}
-
-// A single half (F16 or BF16) decoded in lane 0, by the same bit recipe as load4.
-// @ts-ignore: decorator
-@inline
-function load4FromHalf (half: i32, dtype: i32): v128 {
-  const halves = i32x4.splat(half)
-  if (dtype == DTYPE_BF16) return i32x4.shl(halves, 16)
-  const sign = i32x4.shl(v128.and(halves, i32x4.splat(0x8000)), 16)
-  const body = i32x4.shl(v128.and(halves, i32x4.splat(0x7fff)), 13)
-  const special = i32x4.eq(v128.and(halves, i32x4.splat(0x7c00)), i32x4.splat(0x7c00))
-  const finite = f32x4.mul(body, f32x4.splat(5.192296858534828e33))
-  const infOrNan = v128.or(body, i32x4.splat(0x70000000))
-  return v128.or(v128.bitselect(infOrNan, finite, special), sign)
 }
 
 // @ts-ignore: decorator
