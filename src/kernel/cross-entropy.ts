@@ -1,9 +1,10 @@
 /**
- * The fused cross-entropy core: log-softmax, the gather of the target's log-probability and,
- * when asked, the gradient, in one pass per row over a flattened (rows, vocab) batch.
+ * The fused cross-entropy core in plain TypeScript: log-softmax, the gather of the target's
+ * log-probability and, when asked, the gradient, row by row over a flattened (rows, vocab) batch.
  *
- * Kernels here are plain functions over typed arrays (no Fastify, no I/O, no allocation in loops),
- * so the same code runs on the main thread in tests and inside the pool's workers.
+ * It is the obviously correct oracle beside the fast WebAssembly kernel (./assembly/), which the
+ * service runs: the tests hold both to the PyTorch fixtures and to each other. The target
+ * summary and class-weight sum below serve both.
  *
  * Formulas follow PyTorch's `F.cross_entropy` (aten/src/ATen/native/LossNLL.cpp). For a row with
  * target y, log-sum-exp `lse`, class weights w (all 1 without `weight`), W_all = Σ_c w_c, smoothing ε:
