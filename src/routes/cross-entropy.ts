@@ -72,10 +72,12 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
       if (isBinaryBody(request.body)) {
         batch = decodeSafetensorsRequest(request.body, query)
       } else {
-        const options = Object.keys(query)
-        if (options.length > 0) {
+        // grad_dtype shapes a safetensors answer, whatever the body; the other options of a JSON
+        // request belong in its body, where they cannot be given twice.
+        const misplaced = Object.keys(query).filter((name) => name !== 'grad_dtype')
+        if (misplaced.length > 0) {
           throw new XentErrors.INVALID_REQUEST(
-            `query parameter "${options[0]}" is for safetensors requests; a JSON request carries its options in the body`
+            `query parameter "${misplaced[0]}" is for safetensors requests; a JSON request carries its options in the body`
           )
         }
         batch = decodeJsonRequest(request.body as CrossEntropyRequest, {

@@ -158,6 +158,25 @@ describe('POST /v1/cross-entropy with a safetensors body', async () => {
     }
   })
 
+  it('answers a JSON request in safetensors when asked, with grad_dtype', async () => {
+    const { request, expected } = fixtures[0]
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy?grad_dtype=BF16',
+      headers: { accept: OCTET },
+      payload: request
+    })
+    expect(res.statusCode).toBe(200)
+    const answer = readAnswer(res.rawPayload)
+    expectScalarClose(answer.loss.values[0], expected.loss as number, 'loss')
+    expect(answer.gradients.dtype).toBe('BF16')
+    expectArrayClose(
+      answer.gradients.values.map(bf16ToFloat),
+      (expected.gradients as unknown[]).flat(2).map((g) => bf16ToFloat(floatToBf16(g as number))),
+      'gradients'
+    )
+  })
+
   it('takes a body without Content-Length (streamed in chunks)', async () => {
     const { body, query } = fixtureAsSafetensors(fixtures[1])
     const stream = Readable.from([body.subarray(0, 100), body.subarray(100)])
