@@ -19,7 +19,7 @@ import { buildApp } from '../src/app.js'
 import type { CrossEntropyBatch } from '../src/batch.js'
 import { decodeJsonRequest, encodeJsonResponse } from '../src/codec/json.js'
 import { writeSafetensors } from '../src/codec/safetensors.js'
-import { startServer } from '../test/helper.js'
+import { startServer } from '../test/server-process.js'
 
 const { values } = parseArgs({
   options: {

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { fixtures, startServer } from './helper.js'
+import { fixtures } from './helper.js'
+import { startServer } from './server-process.js'
 
 // No Docker engine runs here, so the image's runtime stage is replayed by hand: the same
 // production-only install from the lock file, the built dist/, the same CMD and HEALTHCHECK.

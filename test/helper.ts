@@ -1,7 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, onTestFinished } from 'vitest'
 import { type AppConfig, buildApp } from '../src/app.js'
@@ -72,51 +69,4 @@ export function expectArrayClose(actual: unknown, expected: unknown, what: strin
   if (typeof a !== 'number' || !(Math.abs(a - e) <= 1e-6 + 1e-5 * Math.abs(e))) {
     throw new Error(`${what}: expected ${e}, got ${a}`)
   }
-}
-
-export interface RunningServer {
-  child: ChildProcess
-  port: number
-  base: string
-  output: () => string
-  exited: Promise<number | null>
-}
-
-/**
- * Spawns a real server process (`node <script>` in `cwd`) on a free loopback port and resolves once
- * it logs that it listens; rejects with its output if it exits first. Killed when the test or
- * file ends, whichever registered it.
- */
-export function startServer(
-  options: { cwd?: string; script?: string; env?: Record<string, string> } = {}
-): Promise<RunningServer> {
-  const cwd = options.cwd ?? fileURLToPath(new URL('..', import.meta.url))
-  const script = options.script ?? 'dist/src/server.js'
-  if (!existsSync(join(cwd, script))) throw new Error(`${join(cwd, script)} is missing: run \`npm run build\` first`)
-  const child = spawn(process.execPath, [script], {
-    cwd,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      POOL_THREADS: '2',
-      LOG_LEVEL: 'info',
-      ...options.env
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString()
-      const listening = /Server listening at (http:\/\/127\.0\.0\.1:(\d+))/.exec(output)
-      if (listening !== null) {
-        resolve({ child, port: Number(listening[2]), base: listening[1], output: () => output, exited })
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-    exited.then((code) => reject(new Error(`server exited with ${code} before listening:\n${output}`)))
-  })
 }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { startServer } from './helper.js'
+import { startServer } from './server-process.js'
 
 // The README's examples, run as a new user would: against the built server, with the output
 // the README shows. `npm test` builds dist/ first.

@@ -1,5 +1,5 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { type RunningServer, startServer } from './helper.js'
+import { type RunningServer, startServer } from './server-process.js'
 
 // Process behaviour (signals, exit codes, real sockets) needs the real server: the built one
 // that `npm start` and the Docker image run. `npm test` builds it first.
