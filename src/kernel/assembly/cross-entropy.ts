@@ -254,6 +254,13 @@ function rowGradient (out: usize, vocab: i32, k: f32, soft: f32, weight: usize):
   const sv = f32x4.splat(soft)
   let i = 0
   if (weight == 0) {
+    for (; i + 16 <= vocab; i += 16) {
+      const o = out + (<usize>i << 2)
+      v128.store(o, f32x4.sub(f32x4.mul(v128.load(o), kv), sv))
+      v128.store(o, f32x4.sub(f32x4.mul(v128.load(o, 16), kv), sv), 16)
+      v128.store(o, f32x4.sub(f32x4.mul(v128.load(o, 32), kv), sv), 32)
+      v128.store(o, f32x4.sub(f32x4.mul(v128.load(o, 48), kv), sv), 48)
+    }
     for (; i + 4 <= vocab; i += 4) {
       const o = out + (<usize>i << 2)
       v128.store(o, f32x4.sub(f32x4.mul(v128.load(o), kv), sv))
