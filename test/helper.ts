@@ -70,3 +70,13 @@ export function expectArrayClose(actual: unknown, expected: unknown, what: strin
     throw new Error(`${what}: expected ${e}, got ${a}`)
   }
 }
+
+/** A JSON answer against a fixture's expectations, every field at the fixtures' tolerances. */
+export function expectAnswerMatches(answer: Record<string, unknown>, expected: FixtureCase['expected']): void {
+  if (Array.isArray(expected.loss)) expectArrayClose(answer.loss, expected.loss, 'loss')
+  else expectScalarClose(answer.loss as number | null, expected.loss, 'loss')
+  expectScalarClose(answer.perplexity as number | null, expected.perplexity, 'perplexity')
+  if (answer.count !== expected.count) throw new Error(`count: expected ${expected.count}, got ${answer.count}`)
+  expectArrayClose(answer.token_losses, expected.token_losses, 'token_losses')
+  expectArrayClose(answer.gradients, expected.gradients, 'gradients')
+}
