@@ -395,3 +395,54 @@ describe('WebAssembly SIMD kernel decodes every finite F16 and BF16 value', () =
     }
   })
 })
+
+describe('WebAssembly SIMD kernel across calls', () => {
+  it('leaves no work behind when a call stops at an invalid row', async () => {
+    const memory = arena.group()
+    try {
+      const vocab = 4
+      const call = (logits: Float32Array, targets: Int32Array, gradients: Float32Array) => ({
+        logits: logits.byteOffset,
+        logitsDtype: 0,
+        targets: targets.byteOffset,
+        rowStart: 0,
+        rowEnd: targets.length,
+        vocab,
+        ignoreIndex: -100,
+        labelSmoothing: 0,
+        weight: 0,
+        classWeightSum: vocab,
+        gradScale: 1,
+        tokenLoss: memory.float64(targets.length).byteOffset,
+        nll: memory.float64(targets.length).byteOffset,
+        gradients: gradients.byteOffset
+      })
+      // Row 0 is valid, and its gradient waits for its last pass when row 1 turns out to hold NaN.
+      const firstLogits = memory.float32(8)
+      firstLogits.set([1, 2, 3, 4, 1, Number.NaN, 3, 4])
+      const firstTargets = memory.int32(2)
+      firstTargets.set([0, 1])
+      const firstGradients = memory.float32(8)
+      expect(await wasmRunner(call(firstLogits, firstTargets, firstGradients))).toBe(1)
+      const left = firstGradients.slice()
+
+      const secondLogits = memory.float32(4)
+      secondLogits.set([4, 3, 2, 1])
+      const secondTargets = memory.int32(1)
+      secondTargets.set([2])
+      const secondGradients = memory.float32(4)
+      expect(await wasmRunner(call(secondLogits, secondTargets, secondGradients))).toBe(-1)
+
+      // The first call's memory is untouched by the second, which is right on its own.
+      expect(Array.from(firstGradients)).toEqual(Array.from(left))
+      const p = [4, 3, 2, 1].map((x) => Math.exp(x) / (Math.exp(4) + Math.exp(3) + Math.exp(2) + Math.exp(1)))
+      expectArrayClose(
+        Array.from(secondGradients),
+        p.map((pc, c) => pc - (c === 2 ? 1 : 0)),
+        'gradients'
+      )
+    } finally {
+      memory.release()
+    }
+  })
+})

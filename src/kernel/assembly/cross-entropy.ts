@@ -159,6 +159,15 @@ function promoteAndAdd (acc: v128, sum4: v128, high: bool): v128 {
 let lookaheadMax: f32 = 0
 let lookaheadNaN: bool = false
 
+// The previous row's gradient, waiting for its last pass (g = e·k − soft): it is done inside the
+// next row's exp loop, while that row's exps keep the arithmetic units busy, instead of in a loop
+// of its own. Unweighted rows only; 0 when nothing waits.
+let pendingRow: usize = 0
+let pendingK: f32 = 0
+let pendingSoft: f32 = 0
+let pendingTarget: usize = 0
+let pendingTargetValue: f32 = 0
+
 /**
  * Σ exp(x − max) over a row in float64. Four f32x4 exps are added pairwise in float32 (16 terms,
  * each ≤ 1) and the result promoted into two float64x2 accumulators. Each exp is written to `out`
@@ -171,8 +180,10 @@ let lookaheadNaN: bool = false
  */
 // @ts-ignore: decorator
 @inline
-function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, keep: bool, next: usize, lookahead: bool): f64 {
+function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, keep: bool, next: usize, lookahead: bool, pending: bool): f64 {
   const shift = f32x4.splat(max)
+  const pk = f32x4.splat(pendingK)
+  const ps = f32x4.splat(pendingSoft)
   let accLow = f64x2.splat(0)
   let accHigh = f64x2.splat(0)
   let m0 = f32x4.splat(-Infinity)
@@ -188,6 +199,13 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       m0 = f32x4.pmax(m0, f32x4.pmax(y0, y1))
       m1 = f32x4.pmax(m1, f32x4.pmax(y2, y3))
       nan = v128.or(nan, v128.or(v128.or(f32x4.ne(y0, y0), f32x4.ne(y1, y1)), v128.or(f32x4.ne(y2, y2), f32x4.ne(y3, y3))))
+    }
+    if (pending) {
+      const p = pendingRow + (<usize>i << 2)
+      v128.store(p, f32x4.sub(f32x4.mul(v128.load(p), pk), ps))
+      v128.store(p, f32x4.sub(f32x4.mul(v128.load(p, 16), pk), ps), 16)
+      v128.store(p, f32x4.sub(f32x4.mul(v128.load(p, 32), pk), ps), 32)
+      v128.store(p, f32x4.sub(f32x4.mul(v128.load(p, 48), pk), ps), 48)
     }
     const e0 = expNonPositive(f32x4.sub(load4(row, i, dtype), shift))
     const e1 = expNonPositive(f32x4.sub(load4(row, i + 4, dtype), shift))
@@ -210,6 +228,10 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       m0 = f32x4.pmax(m0, y)
       nan = v128.or(nan, f32x4.ne(y, y))
     }
+    if (pending) {
+      const p = pendingRow + (<usize>i << 2)
+      v128.store(p, f32x4.sub(f32x4.mul(v128.load(p), pk), ps))
+    }
     const e = expNonPositive(f32x4.sub(load4(row, i, dtype), shift))
     if (keep) v128.store(out + (<usize>i << 2), e)
     accLow = promoteAndAdd(accLow, e, false)
@@ -225,6 +247,10 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       if (y != y) nextNaN = true
       if (y > nextMax) nextMax = y
     }
+    if (pending) {
+      const p = pendingRow + (<usize>i << 2)
+      store<f32>(p, load<f32>(p) * pendingK - pendingSoft)
+    }
     const e = f32x4.extract_lane(expNonPositive(f32x4.sub(load4Scalar(row, i, dtype), shift)), 0)
     if (keep) store<f32>(out + (<usize>i << 2), e)
     sum += <f64>e
@@ -233,7 +259,23 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
     lookaheadMax = nextMax
     lookaheadNaN = nextNaN
   }
+  if (pending) finishPending()
   return sum
+}
+
+/** Writes the waiting row's target entry (after its last pass) and clears the wait. */
+// @ts-ignore: decorator
+@inline
+function finishPending (): void {
+  store<f32>(pendingTarget, pendingTargetValue)
+  pendingRow = 0
+}
+
+/** Runs the waiting row's last pass on its own, when no exp loop is coming to carry it. */
+function flushPending (vocab: i32): void {
+  if (pendingRow == 0) return
+  rowGradient(pendingRow, vocab, pendingK, pendingSoft, 0)
+  finishPending()
 }
 
 /** Σ_c w_c·x_c (Σ x_c without weights) in float64, for the smoothing term. */
@@ -305,6 +347,9 @@ function rowsOf (
   const smoothingPerClass = labelSmoothing / <f64>vocab
   // Whether the current row's max was already found while the previous row was summed.
   let maxKnown = false
+  // A call that stopped at an invalid row may have left a row waiting, in memory that is not
+  // this call's: drop it.
+  pendingRow = 0
   for (let r = rowStart; r < rowEnd; r++) {
     const row = logits + ((<usize>r * <usize>vocab) << elementShift)
     const gradRow = gradients + ((<usize>r * <usize>vocab) << 2)
@@ -320,7 +365,10 @@ function rowsOf (
     if (target == ignoreIndex) {
       store<f64>(lossSlot, 0)
       store<f64>(nllSlot, 0)
-      if (gradients != 0) memory.fill(gradRow, 0, <usize>vocab << 2)
+      if (gradients != 0) {
+        flushPending(vocab)
+        memory.fill(gradRow, 0, <usize>vocab << 2)
+      }
       maxKnown = false
       continue
     }
@@ -336,16 +384,25 @@ function rowsOf (
       return r
     }
 
-    // Literal `keep` and `lookahead` arguments, so each inlined copy of the loop is branch-free.
+    // Literal `keep`, `lookahead` and `pending` arguments, so each inlined copy of the loop is
+    // branch-free.
     const next = row + (<usize>vocab << elementShift)
     const hasNext = r + 1 < rowEnd
     let sumExp: f64
     if (gradients != 0) {
-      sumExp = hasNext
-        ? rowSumExp(row, vocab, dtype, m, gradRow, true, next, true)
-        : rowSumExp(row, vocab, dtype, m, gradRow, true, 0, false)
+      if (pendingRow != 0) {
+        sumExp = hasNext
+          ? rowSumExp(row, vocab, dtype, m, gradRow, true, next, true, true)
+          : rowSumExp(row, vocab, dtype, m, gradRow, true, 0, false, true)
+      } else {
+        sumExp = hasNext
+          ? rowSumExp(row, vocab, dtype, m, gradRow, true, next, true, false)
+          : rowSumExp(row, vocab, dtype, m, gradRow, true, 0, false, false)
+      }
     } else {
-      sumExp = hasNext ? rowSumExp(row, vocab, dtype, m, 0, false, next, true) : rowSumExp(row, vocab, dtype, m, 0, false, 0, false)
+      sumExp = hasNext
+        ? rowSumExp(row, vocab, dtype, m, 0, false, next, true, false)
+        : rowSumExp(row, vocab, dtype, m, 0, false, 0, false, false)
     }
     maxKnown = hasNext
     const logSumExp = <f64>m + Math.log(sumExp)
@@ -362,14 +419,22 @@ function rowsOf (
       const hardScale = gradScale * (1 - labelSmoothing) * targetWeight
       const softScale = gradScale * smoothingPerClass
       const probScale = hardScale + softScale * classWeightSum
-      rowGradient(gradRow, vocab, <f32>(probScale / sumExp), <f32>softScale, weight)
-      // The target's entry once more in float64, rounded once (see the reference kernel).
-      store<f32>(
-        gradRow + (<usize>y << 2),
-        <f32>(probScale * Math.exp(xTarget - logSumExp) - softScale * targetWeight - hardScale)
-      )
+      // The target's entry once more in float64, rounded once (see the reference kernel); it is
+      // written after the row's last pass.
+      const targetValue = <f32>(probScale * Math.exp(xTarget - logSumExp) - softScale * targetWeight - hardScale)
+      pendingRow = gradRow
+      pendingK = <f32>(probScale / sumExp)
+      pendingSoft = <f32>softScale
+      pendingTarget = gradRow + (<usize>y << 2)
+      pendingTargetValue = targetValue
+      // Weighted rows (rare) take their last pass now; unweighted ones wait for the next row's loop.
+      if (weight != 0) {
+        rowGradient(gradRow, vocab, pendingK, pendingSoft, weight)
+        finishPending()
+      }
     }
   }
+  if (gradients != 0) flushPending(vocab)
   return ALL_ROWS_VALID
 }
 
