@@ -9,7 +9,8 @@
  * 4. autocannon against the built server on 127.0.0.1: small JSON (1×32×512), medium JSON
  *    (4×64×1024), and a large safetensors request answered in safetensors (8×256×8192).
  *
- * It needs `npm run build` first, targets only loopback, and stops by itself.
+ * It needs `npm run build` first (the script does it) and curl, targets only loopback, and stops
+ * by itself.
  */
 import { execFile, execFileSync } from 'node:child_process'
 import { rmSync, writeFileSync } from 'node:fs'
