@@ -42,11 +42,14 @@ const EXP_C3: f32 = 0.008312505669891834
 // float → int conversion); e^r = 1 + r + r²·P(r), P a cubic fitted for least maximum relative
 // error (1.06e-7 with these float32 coefficients, under an ulp), evaluated by Estrin's scheme for
 // a short dependency chain. Lanes below EXP_UNDERFLOW (including −Inf) give exactly 0.
+//
+// With `clamp` false the caller has checked that no lane is below EXP_UNDERFLOW (a row whose
+// spread is under 87), and the three instructions that guard the underflow are left out.
 // @ts-ignore: decorator
 @inline
-function expNonPositive (x: v128): v128 {
-  const keep = f32x4.ge(x, f32x4.splat(EXP_UNDERFLOW))
-  const clamped = f32x4.pmax(x, f32x4.splat(EXP_UNDERFLOW))
+function expNonPositive (x: v128, clamp: bool): v128 {
+  const keep = clamp ? f32x4.ge(x, f32x4.splat(EXP_UNDERFLOW)) : x
+  const clamped = clamp ? f32x4.pmax(x, f32x4.splat(EXP_UNDERFLOW)) : x
   const shifted = f32x4.add(f32x4.mul(clamped, f32x4.splat(LOG2E)), f32x4.splat(ROUNDING_MAGIC))
   const n = f32x4.sub(shifted, f32x4.splat(ROUNDING_MAGIC))
   const r = f32x4.sub(f32x4.sub(clamped, f32x4.mul(n, f32x4.splat(LN2_HI))), f32x4.mul(n, f32x4.splat(LN2_LO)))
@@ -58,7 +61,8 @@ function expNonPositive (x: v128): v128 {
   // 2^n for n in [−126, 0]: the low mantissa bits (n mod 2^9) shifted into the exponent field,
   // plus the bias.
   const scale = i32x4.add(i32x4.shl(shifted, 23), i32x4.splat(127 << 23))
-  return v128.and(f32x4.mul(er, scale), keep)
+  const e = f32x4.mul(er, scale)
+  return clamp ? v128.and(e, keep) : e
 }
 
 // Four 16-bit words (zero-extended in i32 lanes) decoded to f32x4. BF16 is the top half of an
@@ -107,8 +111,18 @@ function horizontalMax (v: v128): f32 {
   return max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1))
 }
 
+// The smallest logit of the row rowMax last read (NaN aside).
+let rowMinimum: f32 = 0
+
+// @ts-ignore: decorator
+@inline
+function horizontalMin (v: v128): f32 {
+  const m = f32x4.pmin(v, i32x4.shuffle(v, v, 2, 3, 0, 1))
+  return min(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1))
+}
+
 /**
- * Largest logit of a row, or NaN if any logit is NaN. f32x4.pmax is a single instruction where
+ * Largest logit of a row, or NaN if any logit is NaN; the smallest goes to rowMinimum. f32x4.pmax is a single instruction where
  * f32x4.max (which propagates NaN) is several, so NaN is tracked on the side with x ≠ x.
  */
 // @ts-ignore: decorator
@@ -118,6 +132,8 @@ function rowMax (row: usize, vocab: i32, dtype: i32): f32 {
   let m1 = m0
   let m2 = m0
   let m3 = m0
+  let lo0 = f32x4.splat(Infinity)
+  let lo1 = lo0
   let nan = i32x4.splat(0)
   let i = 0
   for (; i + 16 <= vocab; i += 16) {
@@ -129,20 +145,26 @@ function rowMax (row: usize, vocab: i32, dtype: i32): f32 {
     m1 = f32x4.pmax(m1, x1)
     m2 = f32x4.pmax(m2, x2)
     m3 = f32x4.pmax(m3, x3)
+    lo0 = f32x4.pmin(lo0, f32x4.pmin(x0, x1))
+    lo1 = f32x4.pmin(lo1, f32x4.pmin(x2, x3))
     nan = v128.or(nan, v128.or(v128.or(f32x4.ne(x0, x0), f32x4.ne(x1, x1)), v128.or(f32x4.ne(x2, x2), f32x4.ne(x3, x3))))
   }
   for (; i + 4 <= vocab; i += 4) {
     const x = load4(row, i, dtype)
     m0 = f32x4.pmax(m0, x)
+    lo0 = f32x4.pmin(lo0, x)
     nan = v128.or(nan, f32x4.ne(x, x))
   }
   let m = horizontalMax(f32x4.pmax(f32x4.pmax(m0, m1), f32x4.pmax(m2, m3)))
+  let lo = horizontalMin(f32x4.pmin(lo0, lo1))
   let anyNaN = v128.any_true(nan)
   for (; i < vocab; i++) {
     const x = <f32>load1(row, i, dtype)
     if (x != x) anyNaN = true
     if (x > m) m = x
+    if (x < lo) lo = x
   }
+  rowMinimum = lo
   return anyNaN ? NaN : m
 }
 
@@ -157,6 +179,7 @@ function promoteAndAdd (acc: v128, sum4: v128, high: bool): v128 {
 // The next row's max, found by rowSumExp while it works on this row (see there). Wasm globals
 // belong to the instance, not to the shared memory, so each worker has its own.
 let lookaheadMax: f32 = 0
+let lookaheadMin: f32 = 0
 let lookaheadNaN: bool = false
 
 // The previous row's gradient, waiting for its last pass (g = e·k − soft): it is done inside the
@@ -180,7 +203,7 @@ let pendingTargetValue: f32 = 0
  */
 // @ts-ignore: decorator
 @inline
-function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, keep: bool, next: usize, lookahead: bool, pending: bool): f64 {
+function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, keep: bool, next: usize, lookahead: bool, pending: bool, clamp: bool): f64 {
   const shift = f32x4.splat(max)
   const pk = f32x4.splat(pendingK)
   const ps = f32x4.splat(pendingSoft)
@@ -188,6 +211,7 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
   let accHigh = f64x2.splat(0)
   let m0 = f32x4.splat(-Infinity)
   let m1 = m0
+  let lo = f32x4.splat(Infinity)
   let nan = i32x4.splat(0)
   let i = 0
   for (; i + 16 <= vocab; i += 16) {
@@ -198,6 +222,7 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       const y3 = load4(next, i + 12, dtype)
       m0 = f32x4.pmax(m0, f32x4.pmax(y0, y1))
       m1 = f32x4.pmax(m1, f32x4.pmax(y2, y3))
+      lo = f32x4.pmin(lo, f32x4.pmin(f32x4.pmin(y0, y1), f32x4.pmin(y2, y3)))
       nan = v128.or(nan, v128.or(v128.or(f32x4.ne(y0, y0), f32x4.ne(y1, y1)), v128.or(f32x4.ne(y2, y2), f32x4.ne(y3, y3))))
     }
     if (pending) {
@@ -207,10 +232,10 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       v128.store(p, f32x4.sub(f32x4.mul(v128.load(p, 32), pk), ps), 32)
       v128.store(p, f32x4.sub(f32x4.mul(v128.load(p, 48), pk), ps), 48)
     }
-    const e0 = expNonPositive(f32x4.sub(load4(row, i, dtype), shift))
-    const e1 = expNonPositive(f32x4.sub(load4(row, i + 4, dtype), shift))
-    const e2 = expNonPositive(f32x4.sub(load4(row, i + 8, dtype), shift))
-    const e3 = expNonPositive(f32x4.sub(load4(row, i + 12, dtype), shift))
+    const e0 = expNonPositive(f32x4.sub(load4(row, i, dtype), shift), clamp)
+    const e1 = expNonPositive(f32x4.sub(load4(row, i + 4, dtype), shift), clamp)
+    const e2 = expNonPositive(f32x4.sub(load4(row, i + 8, dtype), shift), clamp)
+    const e3 = expNonPositive(f32x4.sub(load4(row, i + 12, dtype), shift), clamp)
     if (keep) {
       const o = out + (<usize>i << 2)
       v128.store(o, e0)
@@ -226,13 +251,14 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
     if (lookahead) {
       const y = load4(next, i, dtype)
       m0 = f32x4.pmax(m0, y)
+      lo = f32x4.pmin(lo, y)
       nan = v128.or(nan, f32x4.ne(y, y))
     }
     if (pending) {
       const p = pendingRow + (<usize>i << 2)
       v128.store(p, f32x4.sub(f32x4.mul(v128.load(p), pk), ps))
     }
-    const e = expNonPositive(f32x4.sub(load4(row, i, dtype), shift))
+    const e = expNonPositive(f32x4.sub(load4(row, i, dtype), shift), clamp)
     if (keep) v128.store(out + (<usize>i << 2), e)
     accLow = promoteAndAdd(accLow, e, false)
     accHigh = promoteAndAdd(accHigh, e, true)
@@ -240,23 +266,26 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
   const acc = f64x2.add(accLow, accHigh)
   let sum = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
   let nextMax: f32 = lookahead ? horizontalMax(f32x4.pmax(m0, m1)) : 0
+  let nextMin: f32 = lookahead ? horizontalMin(lo) : 0
   let nextNaN = lookahead ? v128.any_true(nan) : false
   for (; i < vocab; i++) {
     if (lookahead) {
       const y = <f32>load1(next, i, dtype)
       if (y != y) nextNaN = true
       if (y > nextMax) nextMax = y
+      if (y < nextMin) nextMin = y
     }
     if (pending) {
       const p = pendingRow + (<usize>i << 2)
       store<f32>(p, load<f32>(p) * pendingK - pendingSoft)
     }
-    const e = f32x4.extract_lane(expNonPositive(f32x4.sub(load4Scalar(row, i, dtype), shift)), 0)
+    const e = f32x4.extract_lane(expNonPositive(f32x4.sub(load4Scalar(row, i, dtype), shift), clamp), 0)
     if (keep) store<f32>(out + (<usize>i << 2), e)
     sum += <f64>e
   }
   if (lookahead) {
     lookaheadMax = nextMax
+    lookaheadMin = nextMin
     lookaheadNaN = nextNaN
   }
   if (pending) finishPending()
@@ -324,6 +353,38 @@ function rowGradient (out: usize, vocab: i32, k: f32, soft: f32, weight: usize):
   }
 }
 
+/**
+ * rowSumExp with every flag a literal, so that each inlined copy of its loop is branch-free; only
+ * `clamp` arrives as a literal from the caller, the rest is decided here.
+ */
+// @ts-ignore: decorator
+@inline
+function sumRow (
+  row: usize,
+  vocab: i32,
+  dtype: i32,
+  max: f32,
+  gradRow: usize,
+  withGradients: bool,
+  next: usize,
+  hasNext: bool,
+  clamp: bool
+): f64 {
+  if (withGradients) {
+    if (pendingRow != 0) {
+      return hasNext
+        ? rowSumExp(row, vocab, dtype, max, gradRow, true, next, true, true, clamp)
+        : rowSumExp(row, vocab, dtype, max, gradRow, true, 0, false, true, clamp)
+    }
+    return hasNext
+      ? rowSumExp(row, vocab, dtype, max, gradRow, true, next, true, false, clamp)
+      : rowSumExp(row, vocab, dtype, max, gradRow, true, 0, false, false, clamp)
+  }
+  return hasNext
+    ? rowSumExp(row, vocab, dtype, max, 0, false, next, true, false, clamp)
+    : rowSumExp(row, vocab, dtype, max, 0, false, 0, false, false, clamp)
+}
+
 /** The body of `rows` for one logit dtype (a constant after inlining). */
 // @ts-ignore: decorator
 @inline
@@ -357,6 +418,7 @@ function rowsOf (
     const nllSlot = nll + (<usize>r << 3)
     const target = load<i32>(targets + (<usize>r << 2))
     const m = maxKnown ? (lookaheadNaN ? <f32>NaN : lookaheadMax) : rowMax(row, vocab, dtype)
+    const lowest = maxKnown ? lookaheadMin : rowMinimum
     // NaN and +Inf are refused anywhere, padding rows included (those may be all −Inf).
     if (m != m || m == Infinity) {
       store<f64>(lossSlot, INVALID_NOT_FINITE)
@@ -384,26 +446,14 @@ function rowsOf (
       return r
     }
 
-    // Literal `keep`, `lookahead` and `pending` arguments, so each inlined copy of the loop is
-    // branch-free.
     const next = row + (<usize>vocab << elementShift)
     const hasNext = r + 1 < rowEnd
-    let sumExp: f64
-    if (gradients != 0) {
-      if (pendingRow != 0) {
-        sumExp = hasNext
-          ? rowSumExp(row, vocab, dtype, m, gradRow, true, next, true, true)
-          : rowSumExp(row, vocab, dtype, m, gradRow, true, 0, false, true)
-      } else {
-        sumExp = hasNext
-          ? rowSumExp(row, vocab, dtype, m, gradRow, true, next, true, false)
-          : rowSumExp(row, vocab, dtype, m, gradRow, true, 0, false, false)
-      }
-    } else {
-      sumExp = hasNext
-        ? rowSumExp(row, vocab, dtype, m, 0, false, next, true, false)
-        : rowSumExp(row, vocab, dtype, m, 0, false, 0, false, false)
-    }
+    // Only a row spread wider than the float32 exp range (or holding −Inf) needs the underflow
+    // guard; language-model rows almost never are.
+    const sumExp =
+      lowest - m < EXP_UNDERFLOW
+        ? sumRow(row, vocab, dtype, m, gradRow, gradients != 0, next, hasNext, true)
+        : sumRow(row, vocab, dtype, m, gradRow, gradients != 0, next, hasNext, false)
     maxKnown = hasNext
     const logSumExp = <f64>m + Math.log(sumExp)
     const rowNll = logSumExp - xTarget
