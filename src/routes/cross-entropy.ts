@@ -70,7 +70,7 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
       const query = request.query as BinaryQuery
       let batch: CrossEntropyBatch
       if (isBinaryBody(request.body)) {
-        batch = decodeSafetensorsRequest(request.body, query)
+        batch = decodeSafetensorsRequest(request.body, query, (bytes) => app.kernelArena.requireCapacity(bytes))
       } else {
         // grad_dtype shapes a safetensors answer, whatever the body; the other options of a JSON
         // request belong in its body, where they cannot be given twice.
