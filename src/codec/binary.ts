@@ -7,6 +7,7 @@ import type { ArenaGroup } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
 import { floatToBf16, floatToF16 } from './half.js'
 import { type Dtype, readSafetensors, SafetensorsError, type TensorInfo, writeSafetensors } from './safetensors.js'
+import { rowPosition, targetOutOfRange } from './schema-errors.js'
 
 /** A safetensors request body, already in the kernel's shared memory. */
 export interface BinaryBody {
@@ -162,14 +163,10 @@ function alignedCopy(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): U
 function copyTargets(bytes: Uint8Array, info: TensorInfo, vocab: number, ignoreIndex: number, into: Int32Array): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset + info.begin, info.end - info.begin)
   const wide = info.dtype === 'I64'
-  const lastDim = info.shape[info.shape.length - 1]
   for (let i = 0; i < into.length; i++) {
     const target = wide ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true)
     if (target !== ignoreIndex && !(target >= 0 && target < vocab)) {
-      const position = info.shape.length === 2 ? `[${Math.floor(i / lastDim)}][${i % lastDim}]` : `[${i}]`
-      throw new XentErrors.TARGET_OUT_OF_RANGE(
-        `targets${position} is ${target}, outside [0, ${vocab}) and not ignore_index (${ignoreIndex})`
-      )
+      throw targetOutOfRange(rowPosition('targets', i, info.shape), target, vocab, ignoreIndex)
     }
     into[i] = target
   }

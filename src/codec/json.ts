@@ -4,7 +4,7 @@ import { batchBytes, type CrossEntropyBatch } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import type { ArenaGroup } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
-import { formatPosition } from './schema-errors.js'
+import { formatPosition, targetOutOfRange } from './schema-errors.js'
 
 /**
  * The JSON wire format ⇄ typed arrays. The schema has already checked every type (numbers,
@@ -153,10 +153,7 @@ function copyTargets(
     for (let j = 0; j < row.length; j++) {
       const target = row[j]
       if (target !== ignoreIndex && !(target >= 0 && target < vocab)) {
-        const position = nested ? ['targets', i, j] : ['targets', j]
-        throw new XentErrors.TARGET_OUT_OF_RANGE(
-          `${formatPosition(position)} is ${target}, outside [0, ${vocab}) and not ignore_index (${ignoreIndex})`
-        )
+        throw targetOutOfRange(nested ? ['targets', i, j] : ['targets', j], target, vocab, ignoreIndex)
       }
       into[offset + j] = target
     }

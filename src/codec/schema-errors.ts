@@ -136,12 +136,29 @@ export function formatPosition(segments: ReadonlyArray<string | number>): string
   return text
 }
 
+/** Flat row `row` of a tensor whose leading dimensions are `leading` → ['name', b, t] or ['name', n]. */
+export function rowPosition(name: string, row: number, leading: readonly number[]): Array<string | number> {
+  return leading.length === 2 ? [name, Math.floor(row / leading[1]), row % leading[1]] : [name, row]
+}
+
+/** The one message for a target outside the vocabulary, whichever wire format it came in. */
+export function targetOutOfRange(
+  position: ReadonlyArray<string | number>,
+  target: number,
+  vocab: number,
+  ignoreIndex: number
+): Error {
+  return new XentErrors.TARGET_OUT_OF_RANGE(
+    `${formatPosition(position)} is ${target}, outside [0, ${vocab}) and not ignore_index (${ignoreIndex})`
+  )
+}
+
 function withArticle(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`
 }
 
 /** A short description of the offending value; never echoes a large array back. */
-export function describeValue(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing'
   if (value === null) return 'null'
   if (Array.isArray(value)) return value.length === 0 ? 'an empty array' : 'an array'

@@ -19,11 +19,14 @@ export type LogitsDtype = keyof typeof LOGITS_DTYPE
 
 /** What the kernel returns when every row was valid. */
 export const ALL_ROWS_VALID = -1
-/** Why a row was invalid: written into that row's token-loss slot. */
+/** Why a row was invalid, as the kernel writes it into that row's token-loss slot. */
+export const INVALID_NOT_FINITE = 1
+export const INVALID_ALL_MASKED = 2
+export const INVALID_TARGET_MASKED = 3
 export const INVALID_ROW_REASON: Record<number, string> = {
-  1: 'contains NaN or +Inf',
-  2: 'is −Inf everywhere (every class masked)',
-  3: "has −Inf at the target's own class"
+  [INVALID_NOT_FINITE]: 'contains NaN or +Inf',
+  [INVALID_ALL_MASKED]: 'is −Inf everywhere (every class masked)',
+  [INVALID_TARGET_MASKED]: "has −Inf at the target's own class"
 }
 
 /** Bytes below this address belong to the module (its math tables); the arena starts above. */

@@ -1,9 +1,16 @@
 import type { CrossEntropyBatch } from '../batch.js'
 import { decodeLogitRow } from '../codec/half.js'
+import { formatPosition, rowPosition } from '../codec/schema-errors.js'
 import { XentErrors } from '../errors.js'
 import { classWeightSum, summarizeTargets } from '../kernel/cross-entropy.js'
 import { gradientScale, reduceRows } from '../kernel/reduce.js'
-import { ALL_ROWS_VALID, INVALID_ROW_REASON, type KernelRows, LOGITS_DTYPE } from '../kernel/wasm.js'
+import {
+  ALL_ROWS_VALID,
+  INVALID_NOT_FINITE,
+  INVALID_ROW_REASON,
+  type KernelRows,
+  LOGITS_DTYPE
+} from '../kernel/wasm.js'
 
 /** Below this many logits a task is not worth posting to another worker. */
 export const MIN_ELEMENTS_PER_TASK = 1 << 16
@@ -75,11 +82,9 @@ export async function computeCrossEntropy(
 
 /** The kernel found a row it cannot take (NaN, +Inf, or −Inf where it matters): name the place. */
 function invalidRowError(batch: CrossEntropyBatch, row: number, reasonCode: number): Error {
-  const position =
-    batch.logitsShape.length === 3 ? [Math.floor(row / batch.logitsShape[1]), row % batch.logitsShape[1]] : [row]
-  const where = `logits${position.map((i) => `[${i}]`).join('')}`
+  const where = formatPosition(rowPosition('logits', row, batch.targetsShape))
   const reason = INVALID_ROW_REASON[reasonCode] ?? 'is invalid'
-  if (reasonCode === 1) {
+  if (reasonCode === INVALID_NOT_FINITE) {
     // Find the exact class for the message; this row is one of at most a few scanned in JS.
     const values = decodeLogitRow(batch.logits, batch.logitsDtype, row, batch.vocab)
     const column = values.findIndex((x) => Number.isNaN(x) || x === Number.POSITIVE_INFINITY)
