@@ -4,9 +4,16 @@
  *   npm run bench:kernel -- --rows 2048 --vocab 32000 [--dtype F32|F16|BF16] [--repeats 7]
  *
  * It times the WebAssembly kernel forward only and forward+gradient over (rows × vocab) logits,
- * and Float32Array.prototype.set over the same bytes (a memcpy: the memory floor). Each figure
- * is the median of --repeats runs after warm-up. The last line is one JSON object.
+ * and Float32Array.prototype.set over the same bytes (a memcpy: the memory floor). When a Python
+ * with PyTorch is found (XENT_TORCH_PYTHON, python3 or /usr/bin/python3), PyTorch's own CPU
+ * cross-entropy on one thread (load/torch_floor.py) is the second floor, timed in turn with the
+ * kernel in the same run. Each figure is the median of --repeats runs after warm-up, the runs of
+ * each being interleaved with the others'. The last line is one JSON object.
  */
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { floatToBf16, floatToF16 } from '../src/codec/half.js'
 import { ALL_ROWS_VALID, instantiateKernel, LOGITS_DTYPE, type LogitsDtype } from '../src/kernel/wasm.js'
@@ -72,24 +79,79 @@ const call = (withGradients: boolean) => {
   if (verdict !== ALL_ROWS_VALID) throw new Error(`row ${verdict} was invalid`)
 }
 
-function medianMs(run: () => void): number {
-  for (let i = 0; i < 3; i++) run()
-  const times: number[] = []
-  for (let i = 0; i < repeats; i++) {
+/** PyTorch's cross-entropy in a Python process of its own, one timed run per request. */
+interface TorchFloor {
+  version: string
+  timeMs: (kind: 'forward' | 'forward_backward') => Promise<number>
+  close: () => void
+}
+
+async function startTorchFloor(): Promise<TorchFloor | undefined> {
+  const candidates = [process.env.XENT_TORCH_PYTHON, 'python3', '/usr/bin/python3'].filter(
+    (python): python is string => python !== undefined && python !== ''
+  )
+  const python = candidates.find((candidate) => spawnSync(candidate, ['-c', 'import torch']).status === 0)
+  if (python === undefined) return undefined
+  const script = fileURLToPath(new URL('torch_floor.py', import.meta.url))
+  const child: ChildProcessWithoutNullStreams = spawn(python, [script, String(rows), String(vocab)])
+  child.stderr.pipe(process.stderr)
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const nextLine = async () => {
+    const { value, done } = await lines.next()
+    if (done === true) throw new Error('the PyTorch floor process ended early')
+    return value
+  }
+  const ready = await nextLine()
+  return {
+    version: ready.replace(/^ready torch /, ''),
+    timeMs: async (kind) => {
+      child.stdin.write(`${kind}\n`)
+      return Number(await nextLine())
+    },
+    close: () => {
+      child.stdin.end()
+      void once(child, 'exit')
+    }
+  }
+}
+
+const torch = dtype === 'F32' ? await startTorchFloor() : undefined
+
+/** Each measurement, run in turn with the others so that a slow spell of the machine hits all alike. */
+type Measure = () => number | Promise<number>
+const timed =
+  (run: () => void): Measure =>
+  () => {
     const start = process.hrtime.bigint()
     run()
-    times.push(Number(process.hrtime.bigint() - start) / 1e6)
+    return Number(process.hrtime.bigint() - start) / 1e6
   }
-  times.sort((a, b) => a - b)
-  return times[Math.floor(times.length / 2)]
+async function medians(measures: Record<string, Measure>): Promise<Record<string, number>> {
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(measures).map((name) => [name, []]))
+  for (let round = 0; round < repeats + 3; round++) {
+    for (const [name, measure] of Object.entries(measures)) {
+      const ms = await measure()
+      if (round >= 3) times[name].push(ms)
+    }
+  }
+  const median = (list: number[]) => list.sort((a, b) => a - b)[Math.floor(list.length / 2)]
+  return Object.fromEntries(Object.entries(times).map(([name, list]) => [name, median(list)]))
 }
 
 // The floor: copying the logits' bytes once (as float32 words when they are F32).
 const source = new Float32Array(arena.buffer, logitsAddress, (elements * bytesPerLogit) / 4)
 const destination = new Float32Array(source.length)
-const memcpyMs = medianMs(() => destination.set(source))
-const forwardMs = medianMs(() => call(false))
-const forwardBackwardMs = medianMs(() => call(true))
+const measured = await medians({
+  memcpy: timed(() => destination.set(source)),
+  forward: timed(() => call(false)),
+  forwardBackward: timed(() => call(true)),
+  ...(torch && {
+    torchForward: () => torch.timeMs('forward'),
+    torchForwardBackward: () => torch.timeMs('forward_backward')
+  })
+})
+torch?.close()
+const { memcpy: memcpyMs, forward: forwardMs, forwardBackward: forwardBackwardMs } = measured
 
 const rate = (ms: number) => Math.round(elements / ms / 1e3)
 const result = {
@@ -108,5 +170,23 @@ console.log(
   `forward+gradient   ${forwardBackwardMs.toFixed(1)} ms  ${result.forward_backward_melem_s} M elements/s  (${ofFloor(forwardBackwardMs)} of memcpy)`
 )
 console.log(`memcpy (floor)     ${memcpyMs.toFixed(1)} ms  ${result.memcpy_melem_s} M elements/s`)
+if (torch === undefined) {
+  console.log(
+    dtype === 'F32'
+      ? 'PyTorch floor      skipped: no python3 with torch found (set XENT_TORCH_PYTHON)'
+      : 'PyTorch floor      F32 only'
+  )
+} else {
+  const { torchForward, torchForwardBackward } = measured
+  console.log(
+    `PyTorch ${torch.version} F.cross_entropy, one thread: forward ${torchForward.toFixed(1)} ms ` +
+      `(${rate(torchForward)} M elements/s), forward+backward ${torchForwardBackward.toFixed(1)} ms ` +
+      `(${rate(torchForwardBackward)} M elements/s)`
+  )
+  console.log(
+    `kernel / PyTorch   forward ${(torchForward / forwardMs).toFixed(2)}x, ` +
+      `forward+gradient ${(torchForwardBackward / forwardBackwardMs).toFixed(2)}x`
+  )
+}
 // The last line: exactly these fields, for scripts that read it.
 console.log(JSON.stringify(result))

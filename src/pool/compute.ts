@@ -83,12 +83,13 @@ export async function computeCrossEntropy(
 /** The kernel found a row it cannot take (NaN, +Inf, or −Inf where it matters): name the place. */
 function invalidRowError(batch: CrossEntropyBatch, row: number, reasonCode: number): Error {
   const where = formatPosition(rowPosition('logits', row, batch.targetsShape))
-  const reason = INVALID_ROW_REASON[reasonCode] ?? 'is invalid'
-  if (reasonCode === INVALID_NOT_FINITE) {
-    // Find the exact class for the message; this row is one of at most a few scanned in JS.
-    const values = decodeLogitRow(batch.logits, batch.logitsDtype, row, batch.vocab)
-    const column = values.findIndex((x) => Number.isNaN(x) || x === Number.POSITIVE_INFINITY)
+  // A NaN or +Inf comes first, whatever the kernel saw first: find its exact class for the
+  // message. This row is one of at most a few scanned in JS.
+  const values = decodeLogitRow(batch.logits, batch.logitsDtype, row, batch.vocab)
+  const column = values.findIndex((x) => Number.isNaN(x) || x === Number.POSITIVE_INFINITY)
+  if (column >= 0) {
     return new XentErrors.NON_FINITE(`${where}[${column}] is ${values[column]}; logits must be finite or −Inf (masked)`)
   }
-  return new XentErrors.NON_FINITE(`${where} ${reason}`)
+  const reason = reasonCode === INVALID_NOT_FINITE ? undefined : INVALID_ROW_REASON[reasonCode]
+  return new XentErrors.NON_FINITE(`${where} ${reason ?? 'is invalid'}`)
 }

@@ -347,6 +347,75 @@ describe('WebAssembly SIMD kernel refuses logits it cannot take, naming the plac
   })
 })
 
+describe('WebAssembly SIMD kernel names the first row it cannot take, on rows wide enough for its vector loops', () => {
+  // Rows of up to 70 logits run the 16-wide loops, where a row's max is found while the row
+  // before it is summed and a NaN shows only in the row's own sum.
+  const cell = fc.oneof(
+    { weight: 12, arbitrary: fc.integer({ min: -160, max: 160 }).map((k) => k / 16) },
+    { weight: 1, arbitrary: fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY) }
+  )
+  const wideArb = fc
+    .record({ rows: fc.integer({ min: 1, max: 5 }), vocab: fc.integer({ min: 1, max: 70 }) })
+    .chain(({ rows, vocab }) =>
+      fc.record({
+        logits: fc.array(
+          fc.oneof(
+            { weight: 6, arbitrary: fc.array(cell, { minLength: vocab, maxLength: vocab }) },
+            { weight: 1, arbitrary: fc.constant(Array<number>(vocab).fill(Number.NEGATIVE_INFINITY)) },
+            {
+              weight: 1,
+              arbitrary: fc
+                .nat(vocab - 1)
+                .map((c) => Array.from({ length: vocab }, (_, k) => (k === c ? Number.NaN : Number.NEGATIVE_INFINITY)))
+            }
+          ),
+          { minLength: rows, maxLength: rows }
+        ),
+        targets: fc.array(fc.oneof(fc.integer({ min: 0, max: vocab - 1 }), fc.constant(-100)), {
+          minLength: rows,
+          maxLength: rows
+        }),
+        gradients: fc.boolean()
+      })
+    )
+
+  /** What the first refused row should say, worked out here from the rules, or null. */
+  function firstRefusal(logits: number[][], targets: number[]): string | null {
+    for (const [row, values] of logits.entries()) {
+      const column = values.findIndex((x) => Number.isNaN(x) || x === Number.POSITIVE_INFINITY)
+      if (column >= 0) return `logits[${row}][${column}] is ${values[column]}; logits must be finite or −Inf (masked)`
+      if (targets[row] === -100) continue
+      if (values.every((x) => x === Number.NEGATIVE_INFINITY)) {
+        return `logits[${row}] is −Inf everywhere (every class masked)`
+      }
+      if (values[targets[row]] === Number.NEGATIVE_INFINITY) return `logits[${row}] has −Inf at the target's own class`
+    }
+    return null
+  }
+
+  it('agrees with the rules on random mixes of NaN, +Inf and −Inf', async () => {
+    await fc.assert(
+      fc.asyncProperty(wideArb, async ({ logits, targets, gradients }) => {
+        const finite = logits.map((row) => row.map(() => 0))
+        const batch = decodeJsonRequest(
+          { logits: finite, targets, outputs: gradients ? ['gradients'] : ['token_losses'] },
+          arena
+        )
+        try {
+          ;(batch.logits as Float32Array).set(logits.flat())
+          const expected = firstRefusal(logits, targets)
+          const run = computeCrossEntropy(batch, wasmRunner, 1)
+          if (expected === null) await expect(run).resolves.toBeDefined()
+          else await expect(run).rejects.toMatchObject({ code: 'XENT_NON_FINITE', message: expected })
+        } finally {
+          batch.memory.release()
+        }
+      }),
+      { numRuns: 400 }
+    )
+  })
+})
+
 describe('WebAssembly SIMD kernel decodes every finite F16 and BF16 value', () => {
   // One row per finite 16-bit pattern, [x, 0] with target 1: the loss is log(1 + e^x), computed
   // here in float64 from this file's own decoding, so a wrong exponent, sign or subnormal shows.

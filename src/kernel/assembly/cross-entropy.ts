@@ -48,7 +48,8 @@ const EXP_C3: f32 = 0.008312505669891834
 // @ts-ignore: decorator
 @inline
 function expNonPositive (x: v128, clamp: bool): v128 {
-  const keep = clamp ? f32x4.ge(x, f32x4.splat(EXP_UNDERFLOW)) : x
+  // NaN lanes are not "below", so they stay NaN (and make the row's sum NaN).
+  const below = clamp ? f32x4.lt(x, f32x4.splat(EXP_UNDERFLOW)) : x
   const clamped = clamp ? f32x4.pmax(x, f32x4.splat(EXP_UNDERFLOW)) : x
   const shifted = f32x4.add(f32x4.mul(clamped, f32x4.splat(LOG2E)), f32x4.splat(ROUNDING_MAGIC))
   const n = f32x4.sub(shifted, f32x4.splat(ROUNDING_MAGIC))
@@ -62,7 +63,7 @@ function expNonPositive (x: v128, clamp: bool): v128 {
   // plus the bias.
   const scale = i32x4.add(i32x4.shl(shifted, 23), i32x4.splat(127 << 23))
   const e = f32x4.mul(er, scale)
-  return clamp ? v128.and(e, keep) : e
+  return clamp ? v128.andnot(e, below) : e
 }
 
 // Four 16-bit words (zero-extended in i32 lanes) decoded to f32x4. BF16 is the top half of an
@@ -180,7 +181,6 @@ function promoteAndAdd (acc: v128, sum4: v128, high: bool): v128 {
 // belong to the instance, not to the shared memory, so each worker has its own.
 let lookaheadMax: f32 = 0
 let lookaheadMin: f32 = 0
-let lookaheadNaN: bool = false
 
 // The previous row's gradient, waiting for its last pass (g = e·k − soft): it is done inside the
 // next row's exp loop, while that row's exps keep the arithmetic units busy, instead of in a loop
@@ -197,9 +197,10 @@ let pendingTargetValue: f32 = 0
  * (the gradient row) for pass 3 when `keep` is set.
  *
  * With `lookahead`, the same loop also reads the next row (`next`) and finds its max, leaving it
- * in lookaheadMax/lookaheadNaN. This row is already in cache from its own max pass; the next one
+ * in lookaheadMax/lookaheadMin. This row is already in cache from its own max pass; the next one
  * usually is not, and this way its trip from main memory overlaps the exps, which are the
- * expensive part, instead of being a pass of its own.
+ * expensive part, instead of being a pass of its own. It does not look for NaN (pmax passes over
+ * it): a NaN makes that row's own sum NaN, which is checked there, for fewer instructions here.
  */
 // @ts-ignore: decorator
 @inline
@@ -212,7 +213,6 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
   let m0 = f32x4.splat(-Infinity)
   let m1 = m0
   let lo = f32x4.splat(Infinity)
-  let nan = i32x4.splat(0)
   let i = 0
   for (; i + 16 <= vocab; i += 16) {
     if (lookahead) {
@@ -223,7 +223,6 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       m0 = f32x4.pmax(m0, f32x4.pmax(y0, y1))
       m1 = f32x4.pmax(m1, f32x4.pmax(y2, y3))
       lo = f32x4.pmin(lo, f32x4.pmin(f32x4.pmin(y0, y1), f32x4.pmin(y2, y3)))
-      nan = v128.or(nan, v128.or(v128.or(f32x4.ne(y0, y0), f32x4.ne(y1, y1)), v128.or(f32x4.ne(y2, y2), f32x4.ne(y3, y3))))
     }
     if (pending) {
       const p = pendingRow + (<usize>i << 2)
@@ -252,7 +251,6 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       const y = load4(next, i, dtype)
       m0 = f32x4.pmax(m0, y)
       lo = f32x4.pmin(lo, y)
-      nan = v128.or(nan, f32x4.ne(y, y))
     }
     if (pending) {
       const p = pendingRow + (<usize>i << 2)
@@ -267,11 +265,9 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
   let sum = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
   let nextMax: f32 = lookahead ? horizontalMax(f32x4.pmax(m0, m1)) : 0
   let nextMin: f32 = lookahead ? horizontalMin(lo) : 0
-  let nextNaN = lookahead ? v128.any_true(nan) : false
   for (; i < vocab; i++) {
     if (lookahead) {
       const y = <f32>load1(next, i, dtype)
-      if (y != y) nextNaN = true
       if (y > nextMax) nextMax = y
       if (y < nextMin) nextMin = y
     }
@@ -286,7 +282,6 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
   if (lookahead) {
     lookaheadMax = nextMax
     lookaheadMin = nextMin
-    lookaheadNaN = nextNaN
   }
   if (pending) finishPending()
   return sum
@@ -417,7 +412,8 @@ function rowsOf (
     const lossSlot = tokenLoss + (<usize>r << 3)
     const nllSlot = nll + (<usize>r << 3)
     const target = load<i32>(targets + (<usize>r << 2))
-    const m = maxKnown ? (lookaheadNaN ? <f32>NaN : lookaheadMax) : rowMax(row, vocab, dtype)
+    // A max found ahead (see rowSumExp) does not look for NaN: this row's sum will be NaN.
+    const m = maxKnown ? lookaheadMax : rowMax(row, vocab, dtype)
     const lowest = maxKnown ? lookaheadMin : rowMinimum
     // NaN and +Inf are refused anywhere, padding rows included (those may be all −Inf).
     if (m != m || m == Infinity) {
@@ -425,6 +421,11 @@ function rowsOf (
       return r
     }
     if (target == ignoreIndex) {
+      // A padding row has no sum to show a NaN, so it gets a max pass of its own.
+      if (maxKnown && isNaN(rowMax(row, vocab, dtype))) {
+        store<f64>(lossSlot, INVALID_NOT_FINITE)
+        return r
+      }
       store<f64>(lossSlot, 0)
       store<f64>(nllSlot, 0)
       if (gradients != 0) {
@@ -437,7 +438,8 @@ function rowsOf (
     const y = <i32>target
 
     if (m == -Infinity) {
-      store<f64>(lossSlot, INVALID_ALL_MASKED)
+      // A NaN beside −Infs can hide from a max found ahead; either way the row is refused.
+      store<f64>(lossSlot, maxKnown && isNaN(rowMax(row, vocab, dtype)) ? INVALID_NOT_FINITE : INVALID_ALL_MASKED)
       return r
     }
     const xTarget = load1(row, y, dtype)
@@ -455,6 +457,10 @@ function rowsOf (
         ? sumRow(row, vocab, dtype, m, gradRow, gradients != 0, next, hasNext, true)
         : sumRow(row, vocab, dtype, m, gradRow, gradients != 0, next, hasNext, false)
     maxKnown = hasNext
+    if (sumExp != sumExp) {
+      store<f64>(lossSlot, INVALID_NOT_FINITE)
+      return r
+    }
     const logSumExp = <f64>m + Math.log(sumExp)
     const rowNll = logSumExp - xTarget
     const targetWeight: f64 = weight == 0 ? 1 : <f64>load<f32>(weight + (<usize>y << 2))
