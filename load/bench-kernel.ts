@@ -74,7 +74,8 @@ const call = (withGradients: boolean) => {
     gradScale: 1 / rows,
     tokenLoss: tokenLoss.byteOffset,
     nll: nll.byteOffset,
-    gradients: withGradients ? gradients.byteOffset : 0
+    gradients: withGradients ? gradients.byteOffset : 0,
+    control: 0
   })
   if (verdict !== ALL_ROWS_VALID) throw new Error(`row ${verdict} was invalid`)
 }

@@ -25,6 +25,18 @@ export interface CrossEntropyBatch {
   outputs: ReadonlySet<OutputName>
 }
 
+/** What a request will need, known before anything large is allocated for it. */
+export interface BatchSize {
+  /** B·T·V */
+  elements: number
+  logitsShape: readonly number[]
+  /** Kernel memory, as batchBytes counts it (plus a body already in memory). */
+  bytes: number
+}
+
+/** Throws (413, or 503 while memory is busy) when a batch of this size cannot be taken now. */
+export type Admission = (size: BatchSize) => void
+
 /** Kernel memory one request needs: its tensors and every output, with room for alignment. */
 export function batchBytes(rows: number, vocab: number, bytesPerLogit: number, gradients: boolean): number {
   const perTensorSlack = 128

@@ -1,6 +1,10 @@
 import { availableParallelism } from 'node:os'
+import { getHeapStatistics } from 'node:v8'
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
+
+/** Past 90% of V8's heap limit the main thread sheds load. */
+const DEFAULT_MAX_HEAP_USED_MB = Math.floor((getHeapStatistics().heap_size_limit * 0.9) / 2 ** 20)
 
 /** Every setting, read from the environment once at boot. The type derives from the schema. */
 export const ConfigSchema = Type.Object({
@@ -11,7 +15,19 @@ export const ConfigSchema = Type.Object({
   KERNEL_MEMORY_MB: Type.Optional(Type.Integer({ minimum: 16, maximum: 4000, default: 2048 })),
   LOG_LEVEL: Type.Optional(
     Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' })
-  )
+  ),
+  // Back-pressure and limits.
+  MAX_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, default: 32 })),
+  MAX_ELEMENTS: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 31, default: 2 ** 25 })),
+  REQUEST_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, default: 30_000 })),
+  MAX_EVENT_LOOP_DELAY_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 })),
+  MAX_HEAP_USED_MB: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: DEFAULT_MAX_HEAP_USED_MB })),
+  WORKER_MAX_OLD_GENERATION_MB: Type.Optional(Type.Integer({ minimum: 16, maximum: 65_536, default: 256 })),
+  SHUTDOWN_GRACE_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000, default: 10_000 })),
+  // Who may call it.
+  API_KEYS: Type.Optional(Type.String({ default: '' })),
+  CORS_ORIGINS: Type.Optional(Type.String({ default: '' })),
+  RATE_LIMIT_PER_MIN: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 }))
 })
 export type Config = Required<Static<typeof ConfigSchema>>
 
@@ -45,4 +61,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
   }
   return config as Config
+}
+
+/** A comma-separated setting (API_KEYS, CORS_ORIGINS) as its non-empty items. */
+export function listSetting(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
 }

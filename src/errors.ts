@@ -27,7 +27,27 @@ export const XentErrors = {
     415
   ),
   TOO_LARGE: createError('XENT_TOO_LARGE', '%s', 413),
+  TOO_MANY_ELEMENTS: createError('XENT_TOO_MANY_ELEMENTS', '%s', 413),
+  UNAUTHORIZED: createError('XENT_UNAUTHORIZED', '%s', 401),
+  RATE_LIMITED: createError('XENT_RATE_LIMITED', 'Rate limit of %s requests a minute reached; retry in %s', 429),
+  CLIENT_CLOSED: createError('XENT_CLIENT_CLOSED', 'The client closed the connection; the work was cancelled', 499),
   MEMORY_BUSY: createError('XENT_MEMORY_BUSY', '%s', 503),
+  QUEUE_FULL: createError(
+    'XENT_QUEUE_FULL',
+    'Every worker is busy and the queue is full (MAX_QUEUE); retry shortly',
+    503
+  ),
+  TIMEOUT: createError(
+    'XENT_TIMEOUT',
+    'The request took longer than REQUEST_TIMEOUT_MS (%s ms) and was cancelled; retry later or send less',
+    503
+  ),
+  UNDER_PRESSURE: createError('XENT_UNDER_PRESSURE', 'The service is overloaded (%s); retry shortly', 503),
+  WORKER_FAILED: createError(
+    'XENT_WORKER_FAILED',
+    'The worker computing this request failed and was replaced; the request id is %s',
+    500
+  ),
   SHUTTING_DOWN: createError('XENT_SHUTTING_DOWN', 'The service is shutting down; retry on another instance', 503),
   INTERNAL: createError('XENT_INTERNAL', 'Internal error; the request id is %s', 500)
 } as const

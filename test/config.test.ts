@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
+import { getHeapStatistics } from 'node:v8'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { ConfigError, listSetting, loadConfig } from '../src/config.js'
 
 describe('loadConfig', () => {
   it('fills every default from an empty environment', () => {
@@ -10,8 +11,23 @@ describe('loadConfig', () => {
       POOL_THREADS: availableParallelism(),
       BODY_LIMIT_MB: 64,
       KERNEL_MEMORY_MB: 2048,
-      LOG_LEVEL: 'info'
+      LOG_LEVEL: 'info',
+      MAX_QUEUE: 32,
+      MAX_ELEMENTS: 33_554_432,
+      REQUEST_TIMEOUT_MS: 30_000,
+      MAX_EVENT_LOOP_DELAY_MS: 1000,
+      MAX_HEAP_USED_MB: Math.floor((getHeapStatistics().heap_size_limit * 0.9) / 2 ** 20),
+      WORKER_MAX_OLD_GENERATION_MB: 256,
+      SHUTDOWN_GRACE_MS: 10_000,
+      API_KEYS: '',
+      CORS_ORIGINS: '',
+      RATE_LIMIT_PER_MIN: 0
     })
+  })
+
+  it('reads comma-separated lists, blanks dropped', () => {
+    expect(listSetting(' key-one, key-two ,,')).toEqual(['key-one', 'key-two'])
+    expect(listSetting('')).toEqual([])
   })
 
   it('converts numeric strings and ignores variables it does not own', () => {

@@ -1,9 +1,14 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, onTestFinished } from 'vitest'
-import { type AppConfig, buildApp } from '../src/app.js'
+import { type AppConfig, appConfig, buildApp } from '../src/app.js'
 
-export const TEST_CONFIG: AppConfig = { POOL_THREADS: 2, BODY_LIMIT_MB: 64, KERNEL_MEMORY_MB: 256, LOG_LEVEL: 'silent' }
+export const TEST_CONFIG: AppConfig = appConfig({
+  POOL_THREADS: 2,
+  BODY_LIMIT_MB: 64,
+  KERNEL_MEMORY_MB: 256,
+  LOG_LEVEL: 'silent'
+})
 
 /** Builds a ready app for one test; it is closed when the test finishes. */
 export async function build(config: Partial<AppConfig> = {}): Promise<FastifyInstance> {

@@ -15,11 +15,11 @@ describe('OpenAPI', () => {
     expect(spec.statusCode).toBe(200)
     const document = spec.json()
     expect(document.openapi).toBe('3.1.0')
-    expect(Object.keys(document.paths).sort()).toEqual(['/healthz', '/readyz', '/v1/cross-entropy'])
+    expect(Object.keys(document.paths).sort()).toEqual(['/healthz', '/metrics', '/readyz', '/v1/cross-entropy'])
     const post = document.paths['/v1/cross-entropy'].post
     expect(Object.keys(post.requestBody.content).sort()).toEqual(['application/json', 'application/octet-stream'])
     expect(post.requestBody.content['application/json'].schema.additionalProperties).toBe(false)
-    expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '413', '415', '503'])
+    expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '401', '413', '415', '429', '500', '503'])
     expect(Object.keys(post.responses['200'].content).sort()).toEqual(['application/json', 'application/octet-stream'])
     expect(post.parameters.map((p: { name: string }) => p.name).sort()).toEqual([
       'grad_dtype',

@@ -1,6 +1,6 @@
 import type { BinaryQuery } from '../../schemas/binary.js'
 import { DEFAULT_IGNORE_INDEX, type OutputName } from '../../schemas/cross-entropy.js'
-import { batchBytes, type CrossEntropyBatch } from '../batch.js'
+import { type Admission, batchBytes, type CrossEntropyBatch } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import type { LogitsDtype } from '../kernel/wasm.js'
 import type { ArenaGroup } from '../pool/arena.js'
@@ -24,11 +24,7 @@ const KNOWN_TENSORS = ['logits', 'targets', 'weight']
  * shared memory (F16 and BF16 too; the kernel decodes them). Only the targets, which must be
  * checked one by one anyway, are rewritten as int32. Options come from the query string.
  */
-export function decodeSafetensorsRequest(
-  body: BinaryBody,
-  query: BinaryQuery,
-  requireCapacity: (bytes: number) => void
-): CrossEntropyBatch {
+export function decodeSafetensorsRequest(body: BinaryBody, query: BinaryQuery, admit: Admission): CrossEntropyBatch {
   let file: ReturnType<typeof readSafetensors>
   try {
     file = readSafetensors(body.bytes)
@@ -62,7 +58,11 @@ export function decodeSafetensorsRequest(
 
   const { memory, bytes } = body
   // The body is already in memory; what it still needs must fit beside it, or it never will.
-  requireCapacity(bytes.byteLength + batchBytes(rows, vocab, 0, options.outputs.has('gradients')))
+  admit({
+    elements: rows * vocab,
+    logitsShape: logitsInfo.shape,
+    bytes: bytes.byteLength + batchBytes(rows, vocab, 0, options.outputs.has('gradients'))
+  })
   const targets = memory.int32(rows)
   copyTargets(bytes, targetsInfo, vocab, options.ignoreIndex, targets)
   return {

@@ -1,6 +1,6 @@
 import type { CrossEntropyRequest, CrossEntropyResponse, OutputName } from '../../schemas/cross-entropy.js'
 import { DEFAULT_IGNORE_INDEX } from '../../schemas/cross-entropy.js'
-import { batchBytes, type CrossEntropyBatch } from '../batch.js'
+import { type Admission, batchBytes, type CrossEntropyBatch } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import type { ArenaGroup } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
@@ -16,8 +16,8 @@ import { formatPosition, targetOutOfRange } from './schema-errors.js'
 /** Where a batch's memory comes from: the arena itself, or a request's scope. */
 export interface MemorySource {
   group: () => ArenaGroup
-  /** Refuses, before anything is allocated, a request that could never fit. */
-  requireCapacity: (bytes: number) => void
+  /** Refuses, before anything is allocated, a request too large to take. */
+  admit: Admission
 }
 
 export function decodeJsonRequest(body: CrossEntropyRequest, memorySource: MemorySource): CrossEntropyBatch {
@@ -25,7 +25,11 @@ export function decodeJsonRequest(body: CrossEntropyRequest, memorySource: Memor
   const { rows, vocab, logitsShape, targetsShape } = measureShapes(body.logits, body.targets)
 
   const outputs = new Set<OutputName>(body.outputs ?? ['token_losses'])
-  memorySource.requireCapacity(batchBytes(rows, vocab, 4, outputs.has('gradients')))
+  memorySource.admit({
+    elements: rows * vocab,
+    logitsShape,
+    bytes: batchBytes(rows, vocab, 4, outputs.has('gradients'))
+  })
   const memory = memorySource.group()
   try {
     const logits = memory.float32(rows * vocab)

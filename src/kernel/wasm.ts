@@ -29,6 +29,12 @@ export const INVALID_ROW_REASON: Record<number, string> = {
   [INVALID_TARGET_MASKED]: "has −Inf at the target's own class"
 }
 
+/** What the kernel returns when its task was cancelled part-way (see TASK_CANCELLED). */
+export const ROWS_CANCELLED = -2
+
+/** A task's control word says this once the task is cancelled (see src/pool/control.ts). */
+export const TASK_CANCELLED = -1
+
 /** Bytes below this address belong to the module (its math tables); the arena starts above. */
 export const KERNEL_RESERVED_BYTES = 65_536
 
@@ -51,6 +57,10 @@ export interface KernelRows {
   tokenLoss: number
   nll: number
   gradients: number
+  /** The task's control word (see src/pool/control.ts), or 0 for a call that cannot be cancelled. */
+  control: number
+  /** The id its control word holds while it waits (not passed to the kernel). */
+  taskId?: number
 }
 
 interface KernelExports {
@@ -94,6 +104,7 @@ export function instantiateKernel(
       call.gradScale,
       call.tokenLoss,
       call.nll,
-      call.gradients
+      call.gradients,
+      call.control
     )
 }

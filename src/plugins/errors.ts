@@ -3,6 +3,31 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { XentErrors } from '../errors.js'
 import { ArenaFullError } from '../pool/arena.js'
+import type { RejectionReason } from './metrics.js'
+
+/** Answers a client may retry soon get Retry-After (seconds). */
+const RETRY_AFTER: Record<string, string> = {
+  XENT_MEMORY_BUSY: '1',
+  XENT_QUEUE_FULL: '1',
+  XENT_UNDER_PRESSURE: '1',
+  XENT_TIMEOUT: '5',
+  XENT_SHUTTING_DOWN: '1'
+}
+
+/** Rejections by their code, for /metrics; any other 4xx is bad input. */
+const REJECTION_REASON: Record<string, RejectionReason> = {
+  XENT_QUEUE_FULL: 'queue_full',
+  XENT_TOO_LARGE: 'too_large',
+  XENT_TOO_MANY_ELEMENTS: 'too_large',
+  XENT_BODY_TOO_LARGE: 'too_large',
+  XENT_TIMEOUT: 'timeout',
+  XENT_UNAUTHORIZED: 'unauthorized',
+  XENT_RATE_LIMITED: 'rate_limited',
+  XENT_UNDER_PRESSURE: 'under_pressure',
+  XENT_MEMORY_BUSY: 'memory_busy',
+  XENT_SHUTTING_DOWN: 'shutting_down',
+  XENT_CLIENT_CLOSED: 'client_closed'
+}
 
 /**
  * One place where every failure becomes `{statusCode, code, error, message}`. Fastify's own
@@ -17,8 +42,12 @@ async function errorHandling(app: FastifyInstance): Promise<void> {
       error instanceof ArenaFullError
         ? arenaFull(error, app.kernelArena.capacity)
         : translate(error, request.headers['content-type'], bodyLimit)
-    if (translated.code === 'XENT_MEMORY_BUSY') reply.header('retry-after', '1')
+    const retryAfter = RETRY_AFTER[translated.code]
+    if (retryAfter !== undefined) reply.header('retry-after', retryAfter)
+    if (translated.code === 'XENT_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer')
     const statusCode = translated.statusCode ?? 500
+    const reason = REJECTION_REASON[translated.code] ?? (statusCode < 500 ? 'bad_input' : undefined)
+    if (reason !== undefined) app.metrics.rejections.inc({ reason })
     if (statusCode >= 500 && translated.code?.startsWith('XENT_') !== true) {
       request.log.error({ err: error }, 'request failed')
       const internal = new XentErrors.INTERNAL(request.id)
@@ -51,6 +80,10 @@ function translate(error: FastifyError, contentType: string | undefined, bodyLim
       return new XentErrors.BODY_TOO_LARGE(String(bodyLimit))
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new XentErrors.MALFORMED_JSON('the body is empty')
+    case 'FST_BEARER_AUTH_MISSING_AUTHORIZATION_HEADER':
+      return new XentErrors.UNAUTHORIZED('send Authorization: Bearer <key> (API_KEYS is set)')
+    case 'FST_BEARER_AUTH_INVALID_AUTHORIZATION_HEADER':
+      return new XentErrors.UNAUTHORIZED('the Authorization header does not hold a valid Bearer key')
     default:
       if (error.code?.startsWith('XENT_') === true || error.statusCode === undefined) return error
       if (error.statusCode >= 500) return error
@@ -63,4 +96,4 @@ function body(statusCode: number, code: string, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
 }
 
-export default fp(errorHandling, { name: 'errors' })
+export default fp(errorHandling, { name: 'errors', dependencies: ['metrics'] })

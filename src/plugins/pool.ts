@@ -2,27 +2,59 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Piscina } from 'piscina'
-import type { CrossEntropyBatch } from '../batch.js'
+import type { Admission, CrossEntropyBatch } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import { type KernelRows, kernelModule } from '../kernel/wasm.js'
 import { KernelArena } from '../pool/arena.js'
 import { type CrossEntropyResult, computeCrossEntropy } from '../pool/compute.js'
+import { ControlWords } from '../pool/control.js'
+import type { Fault } from '../pool/faults.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The kernel's shared memory: codecs decode requests into it. */
     kernelArena: KernelArena
+    /** Refuses, before anything large is allocated, a batch over MAX_ELEMENTS or the kernel memory. */
+    admitBatch: Admission
     /** Runs a batch on the worker pool, split across every worker when it is large. */
-    crossEntropy: (batch: CrossEntropyBatch) => Promise<CrossEntropyResult>
+    crossEntropy: (batch: CrossEntropyBatch, options?: RunOptions) => Promise<CrossEntropyResult>
     /** True once the pool has run a task, false again from the start of shutdown. */
     isReady: () => boolean
+    /** The pool as /metrics shows it. */
+    poolStats: () => PoolStats
   }
 }
 
 export interface PoolOptions {
   threads: number
   memoryMegabytes: number
+  /** Tasks that may wait for a worker; past it, 503 (MAX_QUEUE). */
+  maxQueue: number
+  /** B·T·V a request may have (MAX_ELEMENTS). */
+  maxElements: number
+  /** Each worker's V8 heap limit; a worker past it dies alone (WORKER_MAX_OLD_GENERATION_MB). */
+  workerMaxOldGenerationMb: number
+  /** Let requests inject worker faults (tests only; see src/pool/faults.ts). */
+  injectFaults: boolean
 }
+
+export interface RunOptions {
+  /** Aborting it cancels the work; the computation rejects with the signal's reason. */
+  signal?: AbortSignal
+  /** For the message of a worker failure. */
+  requestId?: string
+  fault?: Fault
+}
+
+export interface PoolStats {
+  queued: number
+  running: number
+  workers: number
+  utilization: number
+}
+
+/** Piscina's own words for a full queue (its errors carry no code). */
+const QUEUE_FULL_MESSAGES = new Set(['Task queue is at limit', 'No task queue available and all Workers are busy'])
 
 // Under the TypeScript sources (tests, `tsx`), workers load the .ts worker through tsx;
 // the built service runs the compiled .js worker with no loader.
@@ -31,27 +63,71 @@ const workerFile = fileURLToPath(new URL(`../pool/worker.${fromSources ? 'ts' : 
 
 async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   const arena = new KernelArena(opts.memoryMegabytes)
-  const piscina = new Piscina<KernelRows, number>({
+  const piscina = new Piscina<KernelRows & { fault?: Fault }, number>({
     filename: workerFile,
     minThreads: opts.threads,
     maxThreads: opts.threads,
+    maxQueue: opts.maxQueue,
+    resourceLimits: { maxOldGenerationSizeMb: opts.workerMaxOldGenerationMb },
     execArgv: fromSources ? ['--import', 'tsx'] : [],
     // Every worker instantiates the kernel over the same shared memory.
     workerData: { memory: arena.memory, module: kernelModule() }
   })
-  const run = (task: KernelRows) => piscina.run(task)
+  // Enough words for every task piscina can hold, and for the request being split beside them.
+  const controls = new ControlWords(arena.permanentInt32(opts.maxQueue + 4 * opts.threads + 64))
   const inFlight = new Set<Promise<unknown>>()
+  let pendingTasks = 0
   let ready = false
   let closed = false
 
   app.decorate('kernelArena', arena)
-  app.decorate('crossEntropy', (batch: CrossEntropyBatch) => {
+  app.decorate('admitBatch', ({ elements, logitsShape, bytes }) => {
+    if (elements > opts.maxElements) {
+      throw new XentErrors.TOO_MANY_ELEMENTS(
+        `logits ${JSON.stringify(logitsShape)} hold ${elements} elements; MAX_ELEMENTS allows ${opts.maxElements}`
+      )
+    }
+    arena.requireCapacity(bytes)
+  })
+  app.decorate('crossEntropy', (batch: CrossEntropyBatch, options: RunOptions = {}) => {
     if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
-    const computation = computeCrossEntropy(batch, run, opts.threads)
+    const fault = opts.injectFaults ? options.fault : undefined
+    const run = async (task: KernelRows, signal?: AbortSignal) => {
+      pendingTasks++
+      try {
+        return await piscina.run(fault === undefined ? task : { ...task, fault }, { signal })
+      } catch (error) {
+        if (signal?.aborted === true) throw error
+        if (error instanceof Error && QUEUE_FULL_MESSAGES.has(error.message)) throw new XentErrors.QUEUE_FULL()
+        // The task threw, or its worker died (out of memory, or exited); piscina replaces a dead
+        // worker by itself. The cause goes to the log, never to the client.
+        app.log.error({ err: error, reqId: options.requestId }, 'a worker failed')
+        throw new XentErrors.WORKER_FAILED(options.requestId ?? 'unknown')
+      } finally {
+        pendingTasks--
+      }
+    }
+    const computation = computeCrossEntropy(batch, run, opts.threads, {
+      controls,
+      signal: options.signal,
+      onCancelled: (stage) => app.metrics.cancelledTasks.inc({ stage })
+    })
     inFlight.add(computation)
     const forget = () => inFlight.delete(computation)
-    computation.then(forget, forget)
+    computation.then(() => {
+      app.metrics.elements.inc(batch.rows * batch.vocab)
+      forget()
+    }, forget)
     return computation
+  })
+  app.decorate('poolStats', () => {
+    const queued = piscina.queueSize
+    return {
+      queued,
+      running: Math.max(0, Math.min(piscina.threads.length, pendingTasks - queued)),
+      workers: piscina.threads.length,
+      utilization: piscina.utilization
+    }
   })
   app.decorate('isReady', () => ready)
 
@@ -99,4 +175,4 @@ function warmUpBatch(arena: KernelArena): CrossEntropyBatch {
   }
 }
 
-export default fp(pool, { name: 'pool' })
+export default fp(pool, { name: 'pool', dependencies: ['metrics'] })

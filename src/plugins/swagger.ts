@@ -18,8 +18,17 @@ async function docs(app: FastifyInstance): Promise<void> {
       info: OPENAPI_INFO,
       tags: [
         { name: 'loss', description: 'Cross-entropy computations' },
-        { name: 'health', description: 'Probes for orchestrators' }
-      ]
+        { name: 'health', description: 'Probes and metrics for orchestrators, open without a key' }
+      ],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'Required on /v1/* and the docs when the server sets API_KEYS; otherwise not needed.'
+          }
+        }
+      }
     }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })

@@ -1,4 +1,5 @@
 import { MemPool } from '@thi.ng/malloc'
+import type { BatchSize } from '../batch.js'
 import { KERNEL_RESERVED_BYTES } from '../kernel/wasm.js'
 
 const PAGE = 65_536
@@ -32,9 +33,19 @@ export class KernelArena {
     return this.buffer.byteLength - KERNEL_RESERVED_BYTES
   }
 
-  /** Bytes held by live allocations: 0 whenever no request is in flight. */
+  /** Bytes held by live allocations, the arena's own (permanentInt32) aside: 0 whenever no request is in flight. */
   get usedBytes(): number {
-    return this.pool.stats().used.size
+    return this.pool.stats().used.size - this.permanentBytes
+  }
+
+  private permanentBytes = 0
+
+  /** Int32s held for the arena's whole life (the pool's task control words), never released. */
+  permanentInt32(length: number): Int32Array {
+    const before = this.pool.stats().used.size
+    const words = this.group().int32(length)
+    this.permanentBytes += this.pool.stats().used.size - before
+    return words
   }
 
   /**
@@ -44,6 +55,9 @@ export class KernelArena {
   requireCapacity(bytes: number): void {
     if (bytes > this.capacity) throw new ArenaFullError(bytes)
   }
+
+  /** requireCapacity as an Admission, for callers with no element limit of their own (tests, benchmarks). */
+  readonly admit = (size: BatchSize): void => this.requireCapacity(size.bytes)
 
   /** A new allocation group: everything one request needs, freed together. */
   group(): ArenaGroup {

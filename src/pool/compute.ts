@@ -4,19 +4,29 @@ import { formatPosition, rowPosition } from '../codec/schema-errors.js'
 import { XentErrors } from '../errors.js'
 import { classWeightSum, summarizeTargets } from '../kernel/cross-entropy.js'
 import { gradientScale, reduceRows } from '../kernel/reduce.js'
-import {
-  ALL_ROWS_VALID,
-  INVALID_NOT_FINITE,
-  INVALID_ROW_REASON,
-  type KernelRows,
-  LOGITS_DTYPE
-} from '../kernel/wasm.js'
+import { INVALID_NOT_FINITE, INVALID_ROW_REASON, type KernelRows, LOGITS_DTYPE } from '../kernel/wasm.js'
+import type { ControlWords, TaskControl } from './control.js'
 
 /** Below this many logits a task is not worth posting to another worker. */
 export const MIN_ELEMENTS_PER_TASK = 1 << 16
 
-/** Runs one row range (in a worker, or on this thread); resolves to the first invalid row or −1. */
-export type TaskRunner = (task: KernelRows) => Promise<number>
+/**
+ * Runs one row range (in a worker, or on this thread); resolves to the first invalid row, −1, or
+ * ROWS_CANCELLED. `signal` aborts a task that no worker has claimed yet (see cancelTasks).
+ */
+export type TaskRunner = (task: KernelRows, signal?: AbortSignal) => Promise<number>
+
+/** How far cancelled work had got: still queued, or already running on a worker. */
+export type CancelledStage = 'queued' | 'running'
+
+export interface ComputeOptions {
+  /** Control words for the tasks; without them a task cannot be stopped once it runs. */
+  controls?: ControlWords
+  /** Aborting it cancels the batch's tasks; the computation then rejects with its reason. */
+  signal?: AbortSignal
+  /** Told of each task that was cancelled, and at which stage. */
+  onCancelled?: (stage: CancelledStage) => void
+}
 
 export interface CrossEntropyResult {
   /** Scalar loss for mean and sum (NaN for a mean over zero weight); unused for none. */
@@ -50,12 +60,16 @@ export function partitionRows(rows: number, vocab: number, maxTasks: number): Ar
 export async function computeCrossEntropy(
   batch: CrossEntropyBatch,
   run: TaskRunner,
-  maxTasks: number
+  maxTasks: number,
+  options: ComputeOptions = {}
 ): Promise<CrossEntropyResult> {
+  const { signal } = options
+  signal?.throwIfAborted()
   const summary = summarizeTargets(batch.targets, batch.ignoreIndex, batch.weight)
   const tokenLoss = batch.memory.float64(batch.rows)
   const nll = batch.memory.float64(batch.rows)
   const gradients = batch.outputs.has('gradients') ? batch.memory.float32(batch.rows * batch.vocab) : null
+  const ranges = partitionRows(batch.rows, batch.vocab, maxTasks)
   const call = {
     logits: batch.logits.byteOffset,
     logitsDtype: LOGITS_DTYPE[batch.logitsDtype],
@@ -70,10 +84,45 @@ export async function computeCrossEntropy(
     nll: nll.byteOffset,
     gradients: gradients?.byteOffset ?? 0
   }
-  const ranges = partitionRows(batch.rows, batch.vocab, maxTasks)
-  const verdicts = await Promise.all(ranges.map(([rowStart, rowEnd]) => run({ ...call, rowStart, rowEnd })))
+  const controls: Array<{ control: TaskControl; dequeue: AbortController }> = []
+  // A task still queued is dropped from piscina's queue; one running stops at its next row (see
+  // ControlWords). Either way its promise settles, and only then is the batch's memory released.
+  const cancel = () => {
+    for (const { control, dequeue } of controls) {
+      const stage = control.cancel()
+      if (stage === 'queued') dequeue.abort()
+      if (stage !== null) options.onCancelled?.(stage)
+    }
+  }
+  signal?.addEventListener('abort', cancel, { once: true })
+  let settled: Array<PromiseSettledResult<number>>
+  try {
+    const tasks = ranges.map(([rowStart, rowEnd]) => {
+      const dequeue = new AbortController()
+      let control: TaskControl | undefined
+      if (options.controls !== undefined) {
+        control = options.controls.acquire()
+        if (control === undefined) return Promise.reject(new XentErrors.QUEUE_FULL())
+        controls.push({ control, dequeue })
+      }
+      const task = { ...call, rowStart, rowEnd, control: control?.address ?? 0, taskId: control?.id ?? 0 }
+      return run(task, dequeue.signal).catch((error: unknown) => {
+        // One task failed (a full queue, a worker that died): the others need not run on.
+        if (signal?.aborted !== true) cancel()
+        throw error
+      })
+    })
+    settled = await Promise.allSettled(tasks)
+  } finally {
+    signal?.removeEventListener('abort', cancel)
+    for (const { control } of controls) control.release()
+  }
+  if (signal?.aborted === true) throw signal.reason
+  const failed = settled.find((outcome) => outcome.status === 'rejected')
+  if (failed !== undefined) throw failed.reason
+  const verdicts = settled.map((outcome) => (outcome as PromiseFulfilledResult<number>).value)
   // Ranges are in row order, so the first verdict that names a row names the first bad row.
-  const invalidRow = verdicts.find((row) => row !== ALL_ROWS_VALID)
+  const invalidRow = verdicts.find((row) => row >= 0)
   if (invalidRow !== undefined) throw invalidRowError(batch, invalidRow, tokenLoss[invalidRow])
 
   const { loss, perplexity } = reduceRows(tokenLoss, nll, batch.reduction, summary)

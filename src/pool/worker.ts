@@ -1,8 +1,19 @@
-// The piscina worker: an instance of the kernel over the pool's shared memory; each call runs
-// one row range of a batch in place and returns the first invalid row, or −1.
+// The piscina worker: an instance of the kernel over the pool's shared memory. Each task runs one
+// row range of a batch in place and returns the first invalid row, −1, or ROWS_CANCELLED.
 import { workerData } from 'piscina'
-import { instantiateKernel } from '../kernel/wasm.js'
+import { instantiateKernel, type KernelRows, ROWS_CANCELLED } from '../kernel/wasm.js'
+import { claimTask } from './control.js'
+import { type Fault, injectFault } from './faults.js'
 
 const { memory, module } = workerData as { memory: WebAssembly.Memory; module: WebAssembly.Module }
+const kernel = instantiateKernel(memory, module)
+// The memory never grows (its initial size is its maximum), so one view serves every task.
+const words = new Int32Array(memory.buffer)
 
-export default instantiateKernel(memory, module)
+export default function runRows(task: KernelRows & { fault?: Fault }): number {
+  // Claim the task before touching its batch: if it was cancelled first, its batch may already
+  // be released, and another request's.
+  if (task.control !== 0 && !claimTask(words, task.control, task.taskId ?? 0)) return ROWS_CANCELLED
+  if (task.fault !== undefined) return injectFault(task.fault, task, kernel)
+  return kernel(task)
+}

@@ -11,6 +11,7 @@ import type { CrossEntropyBatch } from '../batch.js'
 import { type BinaryBody, decodeSafetensorsRequest, encodeSafetensorsResponse } from '../codec/binary.js'
 import { decodeJsonRequest, encodeJsonResponse } from '../codec/json.js'
 import { XentErrors } from '../errors.js'
+import { isFault } from '../pool/faults.js'
 
 const description = [
   'Computes `torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), weight, ignore_index, reduction, label_smoothing)`.',
@@ -34,6 +35,7 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
         tags: ['loss'],
         summary: 'Cross-entropy loss, per-token losses, gradients and perplexity',
         description,
+        security: [{ bearerAuth: [] }],
         querystring: BinaryQuerySchema,
         body: {
           content: {
@@ -57,8 +59,11 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
             }
           },
           400: ErrorSchema,
+          401: ErrorSchema,
           413: ErrorSchema,
           415: ErrorSchema,
+          429: ErrorSchema,
+          500: ErrorSchema,
           503: ErrorSchema
         }
       },
@@ -70,7 +75,7 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
       const query = request.query as BinaryQuery
       let batch: CrossEntropyBatch
       if (isBinaryBody(request.body)) {
-        batch = decodeSafetensorsRequest(request.body, query, (bytes) => app.kernelArena.requireCapacity(bytes))
+        batch = decodeSafetensorsRequest(request.body, query, app.admitBatch)
       } else {
         // grad_dtype shapes a safetensors answer, whatever the body; the other options of a JSON
         // request belong in its body, where they cannot be given twice.
@@ -82,11 +87,16 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
         }
         batch = decodeJsonRequest(request.body as CrossEntropyRequest, {
           group: () => request.kernelMemory(),
-          requireCapacity: (bytes) => app.kernelArena.requireCapacity(bytes)
+          admit: app.admitBatch
         })
       }
       // The batch's memory belongs to the request: it is released once the answer has been sent.
-      const result = await app.crossEntropy(batch)
+      const fault = request.headers['x-xent-fault']
+      const result = await app.crossEntropy(batch, {
+        signal: request.deadline,
+        requestId: request.id,
+        fault: isFault(fault) ? fault : undefined
+      })
       if (request.headers.accept?.includes(SAFETENSORS) === true) {
         const chunks = encodeSafetensorsResponse(batch, result, query.grad_dtype ?? 'F32')
         const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0)

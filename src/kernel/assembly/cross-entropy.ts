@@ -25,6 +25,10 @@ export const ALL_ROWS_VALID: i32 = -1
 export const INVALID_NOT_FINITE: f64 = 1 // a NaN or +Inf logit
 export const INVALID_ALL_MASKED: f64 = 2 // every logit is −Inf
 export const INVALID_TARGET_MASKED: f64 = 3 // the target's own logit is −Inf
+// What `rows` returns when its task was cancelled (its control word says TASK_CANCELLED) before
+// it had finished: the rows after the one it stopped at were not computed.
+export const ROWS_CANCELLED: i32 = -2
+export const TASK_CANCELLED: i32 = -1
 
 // Below this, exp(x) underflows float32; such terms are taken as exactly 0 (as exp(−Inf) is).
 const EXP_UNDERFLOW: f32 = -87.33654
@@ -397,7 +401,8 @@ function rowsOf (
   gradScale: f64,
   tokenLoss: usize,
   nll: usize,
-  gradients: usize
+  gradients: usize,
+  control: usize
 ): i32 {
   const elementShift: usize = dtype == DTYPE_F32 ? 2 : 1
   const smoothingPerClass = labelSmoothing / <f64>vocab
@@ -407,6 +412,10 @@ function rowsOf (
   // this call's: drop it.
   pendingRow = 0
   for (let r = rowStart; r < rowEnd; r++) {
+    // The host may cancel a task while it runs (its client hung up, or its time ran out): one
+    // atomic load a row, a few nanoseconds against a row's microseconds, lets the worker stop
+    // within a row and hand its memory back.
+    if (control != 0 && atomic.load<i32>(control) == TASK_CANCELLED) return ROWS_CANCELLED
     const row = logits + ((<usize>r * <usize>vocab) << elementShift)
     const gradRow = gradients + ((<usize>r * <usize>vocab) << 2)
     const lossSlot = tokenLoss + (<usize>r << 3)
@@ -499,7 +508,8 @@ function rowsOf (
  * validated by the host (each is ignoreIndex or in [0, vocab)); logits are checked here, in the
  * max pass, at no extra cost. Writes tokenLoss[row] and nll[row] (float64) and, when
  * `gradients` is not 0, the row's gradient (float32). `weight` 0 means all ones. Returns
- * ALL_ROWS_VALID, or the first invalid row (its tokenLoss slot says why).
+ * ALL_ROWS_VALID, or the first invalid row (its tokenLoss slot says why), or ROWS_CANCELLED
+ * when the int32 at `control` (if not 0) turned TASK_CANCELLED before the last row.
  *
  * Each dtype gets its own inlined copy of the loops, with the dtype a constant in it: a branch
  * on the dtype inside the inner loops would cost more than the exp.
@@ -518,13 +528,14 @@ export function rows (
   gradScale: f64,
   tokenLoss: usize,
   nll: usize,
-  gradients: usize
+  gradients: usize,
+  control: usize
 ): i32 {
   if (dtype == DTYPE_F16) {
-    return rowsOf(logits, DTYPE_F16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients)
+    return rowsOf(logits, DTYPE_F16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control)
   }
   if (dtype == DTYPE_BF16) {
-    return rowsOf(logits, DTYPE_BF16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients)
+    return rowsOf(logits, DTYPE_BF16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control)
   }
-  return rowsOf(logits, DTYPE_F32, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients)
+  return rowsOf(logits, DTYPE_F32, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control)
 }

@@ -1,0 +1,43 @@
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+
+export interface BrowserOptions {
+  /** Origins allowed to call from a browser (CORS_ORIGINS); none means no cross-origin access. */
+  corsOrigins: string[]
+}
+
+/** How long a browser may cache a preflight answer, in seconds. */
+const PREFLIGHT_MAX_AGE = 600
+
+/**
+ * Dashboards call xent from browsers. CORS admits exactly the listed origins, for GET and POST
+ * with the headers the API reads, and lets them read the headers it sets; a preflight is cached
+ * for PREFLIGHT_MAX_AGE. Helmet sets its security headers on every answer, with a content
+ * security policy that allows Swagger UI's own inline script and styles (by their hashes) and
+ * nothing from elsewhere.
+ */
+async function browsers(app: FastifyInstance, opts: BrowserOptions): Promise<void> {
+  await app.register(cors, {
+    origin: opts.corsOrigins.length === 0 ? false : opts.corsOrigins,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['content-type', 'accept', 'authorization', 'x-request-id'],
+    exposedHeaders: ['x-request-id', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
+    credentials: false,
+    maxAge: PREFLIGHT_MAX_AGE,
+    strictPreflight: true
+  })
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        scriptSrc: ["'self'", ...app.swaggerCSP.script],
+        styleSrc: ["'self'", ...app.swaggerCSP.style]
+      }
+    }
+  })
+}
+
+export default fp(browsers, { name: 'browsers', dependencies: ['swagger'] })
