@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, onTestFinished } from 'vitest'
-import { type AppConfig, appConfig, buildApp } from '../src/app.js'
+import { type AppConfig, type AppOptions, appConfig, buildApp } from '../src/app.js'
+import { type TensorToWrite, writeSafetensors } from '../src/codec/safetensors.js'
 
 export const TEST_CONFIG: AppConfig = appConfig({
   POOL_THREADS: 2,
@@ -11,8 +12,8 @@ export const TEST_CONFIG: AppConfig = appConfig({
 })
 
 /** Builds a ready app for one test; it is closed when the test finishes. */
-export async function build(config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
-  const app = await buildApp({ ...TEST_CONFIG, ...config })
+export async function build(config: Partial<AppConfig> = {}, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = await buildApp({ ...TEST_CONFIG, ...config }, options)
   onTestFinished(() => app.close())
   await app.ready()
   return app
@@ -84,4 +85,11 @@ export function expectAnswerMatches(answer: Record<string, unknown>, expected: F
   if (answer.count !== expected.count) throw new Error(`count: expected ${expected.count}, got ${answer.count}`)
   expectArrayClose(answer.token_losses, expected.token_losses, 'token_losses')
   expectArrayClose(answer.gradients, expected.gradients, 'gradients')
+}
+
+/** A safetensors file as one Buffer, for a request body. */
+export function safetensorsFile(tensors: TensorToWrite[]): Buffer {
+  return Buffer.concat(
+    writeSafetensors(tensors).map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+  )
 }

@@ -93,6 +93,10 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
     if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
     const fault = opts.injectFaults ? options.fault : undefined
     const run = async (task: KernelRows, signal?: AbortSignal) => {
+      // piscina's own maxQueue check counts only tasks without an AbortSignal (tasks with one
+      // wait in a queue of their own), so the bound is kept here: every worker busy and
+      // MAX_QUEUE tasks waiting means full.
+      if (pendingTasks >= opts.threads + opts.maxQueue) throw new XentErrors.QUEUE_FULL()
       pendingTasks++
       try {
         return await piscina.run(fault === undefined ? task : { ...task, fault }, { signal })

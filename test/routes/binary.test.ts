@@ -9,16 +9,13 @@ import {
   expectArrayClose,
   expectScalarClose,
   type FixtureCase,
-  fixtures
+  fixtures,
+  safetensorsFile
 } from '../helper.js'
 
 const OCTET = 'application/octet-stream'
 
-function file(tensors: TensorToWrite[]): Buffer {
-  return Buffer.concat(
-    writeSafetensors(tensors).map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-  )
-}
+const file = safetensorsFile
 
 function shapeOf(nested: unknown): number[] {
   const shape: number[] = []
