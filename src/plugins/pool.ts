@@ -118,10 +118,7 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
     })
     inFlight.add(computation)
     const forget = () => inFlight.delete(computation)
-    computation.then(() => {
-      app.metrics.elements.inc(batch.rows * batch.vocab)
-      forget()
-    }, forget)
+    computation.then(forget, forget)
     return computation
   })
   app.decorate('poolStats', () => {

@@ -97,6 +97,7 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
         requestId: request.id,
         fault: isFault(fault) ? fault : undefined
       })
+      app.metrics.elements.inc(batch.rows * batch.vocab)
       if (request.headers.accept?.includes(SAFETENSORS) === true) {
         const chunks = encodeSafetensorsResponse(batch, result, query.grad_dtype ?? 'F32')
         const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0)

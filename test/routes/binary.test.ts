@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '../../src/codec/half.js'
-import { type Dtype, readSafetensors, type TensorToWrite, writeSafetensors } from '../../src/codec/safetensors.js'
+import { type Dtype, readSafetensors, type TensorToWrite } from '../../src/codec/safetensors.js'
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import {
   buildForFile,
