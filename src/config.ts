@@ -24,6 +24,7 @@ export const ConfigSchema = Type.Object({
   MAX_HEAP_USED_MB: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: DEFAULT_MAX_HEAP_USED_MB })),
   WORKER_MAX_OLD_GENERATION_MB: Type.Optional(Type.Integer({ minimum: 16, maximum: 65_536, default: 256 })),
   SHUTDOWN_GRACE_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000, default: 10_000 })),
+  SHUTDOWN_DELAY_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000, default: 0 })),
   // Who may call it.
   API_KEYS: Type.Optional(Type.String({ default: '' })),
   CORS_ORIGINS: Type.Optional(Type.String({ default: '' })),

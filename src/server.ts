@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
@@ -15,9 +16,16 @@ try {
 
 const app = await buildApp(config)
 
+// Within SHUTDOWN_GRACE_MS: /readyz turns 503 at once; requests are still taken for
+// SHUTDOWN_DELAY_MS, while load balancers notice; then the listener closes, in-flight requests
+// finish, and the process exits 0. Past the grace, close-with-grace exits 1.
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+  app.stopReadiness()
   if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error')
-  else app.log.info({ signal }, 'closing: finishing in-flight requests')
+  else {
+    app.log.info({ signal, delayMs: config.SHUTDOWN_DELAY_MS }, 'closing: not ready, finishing in-flight requests')
+    await setTimeout(config.SHUTDOWN_DELAY_MS)
+  }
   await app.close()
 })
 

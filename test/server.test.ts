@@ -23,8 +23,8 @@ function waitForOutput(server: RunningServer, pattern: RegExp): Promise<void> {
 }
 
 describe('the server process', () => {
-  it('finishes in-flight requests on SIGTERM, then refuses connections and exits 0', async () => {
-    const server = await start()
+  it('on SIGTERM turns /readyz 503, finishes in-flight requests, refuses new connections and exits 0 in its grace', async () => {
+    const server = await start({ SHUTDOWN_DELAY_MS: '1500', SHUTDOWN_GRACE_MS: '8000' })
     expect((await fetch(`${server.base}/readyz`)).status).toBe(200)
 
     // A request large enough to still be running when the signal lands.
@@ -40,7 +40,15 @@ describe('the server process', () => {
       body: JSON.stringify({ logits, targets, outputs: ['gradients'] })
     })
     await waitForOutput(server, /"url":"\/v1\/cross-entropy"/)
+    const signalled = Date.now()
     server.child.kill('SIGTERM')
+    await waitForOutput(server, /closing: not ready/)
+
+    // Not ready at once, while it still answers (SHUTDOWN_DELAY_MS), so balancers move away.
+    const probe = await fetch(`${server.base}/readyz`)
+    expect(probe.status).toBe(503)
+    expect(await probe.json()).toEqual({ status: 'shutting_down' })
+    expect((await fetch(`${server.base}/healthz`)).status).toBe(200)
 
     const res = await inFlight
     expect(res.status).toBe(200)
@@ -49,10 +57,38 @@ describe('the server process', () => {
     expect(body.gradients).toHaveLength(rows)
 
     expect(await server.exited).toBe(0)
+    expect(Date.now() - signalled).toBeLessThan(8000)
     await expect(fetch(`${server.base}/healthz`)).rejects.toThrow()
-    expect(server.output()).toContain('closing: finishing in-flight requests')
     // Bodies are never logged: no run of logits appears in the log.
     expect(server.output()).not.toContain('[0,1.7,3.4')
+  })
+
+  it('refuses new connections once the listener closes, before in-flight work ends', async () => {
+    const server = await start({ POOL_THREADS: '1' })
+    const rows = 2048
+    const vocab = 1024
+    const logits = Array.from({ length: rows }, (_, r) => Array.from({ length: vocab }, (_, c) => ((r + c) % 13) / 4))
+    const inFlight = fetch(`${server.base}/v1/cross-entropy`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ logits, targets: Array(rows).fill(1), outputs: ['gradients'] })
+    })
+    await waitForOutput(server, /"url":"\/v1\/cross-entropy"/)
+    server.child.kill('SIGTERM')
+    await waitForOutput(server, /closing: not ready/)
+    // SHUTDOWN_DELAY_MS is 0 here: the listener closes at once.
+    await expect(
+      (async () => {
+        for (;;) {
+          await fetch(`${server.base}/healthz`)
+          await new Promise((resolve) => setTimeout(resolve, 5))
+        }
+      })()
+    ).rejects.toThrow()
+    const res = await inFlight
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { count: number }).count).toBe(rows)
+    expect(await server.exited).toBe(0)
   })
 
   it('refuses to start on bad configuration, naming the variable', async () => {

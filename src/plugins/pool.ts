@@ -20,6 +20,8 @@ declare module 'fastify' {
     crossEntropy: (batch: CrossEntropyBatch, options?: RunOptions) => Promise<CrossEntropyResult>
     /** True once the pool has run a task, false again from the start of shutdown. */
     isReady: () => boolean
+    /** Turns /readyz 503 ahead of close(), while requests are still served (SHUTDOWN_DELAY_MS). */
+    stopReadiness: () => void
     /** The pool as /metrics shows it. */
     poolStats: () => PoolStats
   }
@@ -131,6 +133,9 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
     }
   })
   app.decorate('isReady', () => ready)
+  app.decorate('stopReadiness', () => {
+    ready = false
+  })
 
   app.addHook('onReady', async () => {
     // One tiny batch through a worker proves the worker and its kernel load before we call
