@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Piscina } from 'piscina'
 import type { Admission, CrossEntropyBatch } from '../batch.js'
@@ -24,6 +24,11 @@ declare module 'fastify' {
     stopReadiness: () => void
     /** The pool as /metrics shows it. */
     poolStats: () => PoolStats
+    /**
+     * A route's onRequest hook: refuses (503 XENT_QUEUE_FULL) a request while as many are already
+     * admitted as the workers and MAX_QUEUE can hold, before its body is read or parsed.
+     */
+    admitRequest: onRequestAsyncHookHandler
   }
 }
 
@@ -122,6 +127,20 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
     const forget = () => inFlight.delete(computation)
     computation.then(forget, forget)
     return computation
+  })
+  // Shedding a request before its body is parsed keeps the main thread free for the requests it
+  // has taken, and for the probes, under a flood.
+  let admitted = 0
+  app.decorate('admitRequest', async (_request, reply) => {
+    if (admitted >= opts.threads + opts.maxQueue) throw new XentErrors.QUEUE_FULL()
+    admitted++
+    let done = false
+    const release = () => {
+      if (!done) admitted--
+      done = true
+    }
+    reply.raw.once('finish', release)
+    reply.raw.once('close', release)
   })
   app.decorate('poolStats', () => {
     const queued = piscina.queueSize

@@ -67,6 +67,7 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
           503: ErrorSchema
         }
       },
+      onRequest: app.admitRequest,
       // The answer can hold millions of gradient numbers: plain JSON.stringify is the fastest way
       // to write them, and a schema-driven serializer would have to test every union branch.
       serializerCompiler: () => (data) => JSON.stringify(data)

@@ -16,7 +16,12 @@ describe('API_KEYS', () => {
 
   it('requires a listed Bearer key on /v1/* and the docs, answering 401 otherwise', async () => {
     const app = await build(keys)
-    for (const headers of [{}, { authorization: 'Bearer wrong-key' }, { authorization: 'Basic Zmlyc3Qta2V5' }]) {
+    const refused: Array<Record<string, string>> = [
+      {},
+      { authorization: 'Bearer wrong-key' },
+      { authorization: 'Basic Zmlyc3Qta2V5' }
+    ]
+    for (const headers of refused) {
       const res = await app.inject(post(headers))
       expect(res.statusCode).toBe(401)
       expect(res.headers['www-authenticate']).toBe('Bearer')
