@@ -19,6 +19,7 @@ describe('loadConfig', () => {
       MAX_HEAP_USED_MB: Math.floor((getHeapStatistics().heap_size_limit * 0.9) / 2 ** 20),
       WORKER_MAX_OLD_GENERATION_MB: 256,
       SHUTDOWN_GRACE_MS: 10_000,
+      SHUTDOWN_DELAY_MS: 0,
       API_KEYS: '',
       CORS_ORIGINS: '',
       RATE_LIMIT_PER_MIN: 0
