@@ -8,15 +8,23 @@ import { isApiRoute } from './auth.js'
 export interface RateLimitOptions {
   /** Requests a minute per key (or per IP without one); 0 turns the limit off. */
   perMinute: number
+  /** Whether API keys are checked: only then does a key name the caller. */
+  keyed: boolean
 }
 
-/** A caller is its bearer key when it sends one (hashed: keys never sit in memory maps), else its IP. */
-function callerKey(request: FastifyRequest): string {
-  const authorization = request.headers.authorization
-  if (authorization?.startsWith('Bearer ') === true) {
-    return `key:${createHash('sha256').update(authorization.slice(7)).digest('base64url')}`
+/**
+ * A caller is its bearer key (hashed: keys never sit in the limiter's map), which auth has
+ * already checked; without API_KEYS a key proves nothing (a fresh one would be a fresh budget),
+ * so the caller is its IP.
+ */
+function callerKey(keyed: boolean): (request: FastifyRequest) => string {
+  return (request) => {
+    const authorization = request.headers.authorization
+    if (keyed && authorization?.startsWith('Bearer ') === true) {
+      return `key:${createHash('sha256').update(authorization.slice(7)).digest('base64url')}`
+    }
+    return `ip:${request.ip}`
   }
-  return `ip:${request.ip}`
 }
 
 /**
@@ -28,7 +36,7 @@ async function rateLimiting(app: FastifyInstance, opts: RateLimitOptions): Promi
   await app.register(rateLimit, {
     max: opts.perMinute,
     timeWindow: 60_000,
-    keyGenerator: callerKey,
+    keyGenerator: callerKey(opts.keyed),
     allowList: (request) => !isApiRoute(request),
     errorResponseBuilder: (_request, context) => new XentErrors.RATE_LIMITED(context.max, context.after)
   })

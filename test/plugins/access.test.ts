@@ -112,20 +112,28 @@ describe('helmet', () => {
 
 describe('RATE_LIMIT_PER_MIN', () => {
   it('answers 429 with its headers past the limit, per key, and never limits the probes', async () => {
-    const app = await build({ RATE_LIMIT_PER_MIN: 2 })
-    const first = await app.inject(post())
+    const app = await build({ RATE_LIMIT_PER_MIN: 2, API_KEYS: 'key-one,key-two' })
+    const one = { authorization: 'Bearer key-one' }
+    const first = await app.inject(post(one))
     expect(first.statusCode).toBe(200)
     expect(first.headers['x-ratelimit-limit']).toBe('2')
     expect(first.headers['x-ratelimit-remaining']).toBe('1')
-    expect((await app.inject(post())).statusCode).toBe(200)
-    const limited = await app.inject(post())
+    expect((await app.inject(post(one))).statusCode).toBe(200)
+    const limited = await app.inject(post(one))
     expect(limited.statusCode).toBe(429)
     expect(limited.headers['retry-after']).toBeDefined()
     expect(limited.json()).toMatchObject({ statusCode: 429, code: 'XENT_RATE_LIMITED' })
     expect(limited.json().message).toMatch(/^Rate limit of 2 requests a minute reached; retry in /)
-    // Another caller (here, another key) has its own budget.
-    expect((await app.inject(post({ authorization: 'Bearer someone-else' }))).statusCode).toBe(200)
+    // Another key has its own budget.
+    expect((await app.inject(post({ authorization: 'Bearer key-two' }))).statusCode).toBe(200)
     for (let i = 0; i < 5; i++) expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
+  })
+
+  it('counts by IP when keys are not checked, whatever key is sent', async () => {
+    const app = await build({ RATE_LIMIT_PER_MIN: 2 })
+    expect((await app.inject(post({ authorization: 'Bearer made-up-1' }))).statusCode).toBe(200)
+    expect((await app.inject(post({ authorization: 'Bearer made-up-2' }))).statusCode).toBe(200)
+    expect((await app.inject(post({ authorization: 'Bearer made-up-3' }))).statusCode).toBe(429)
   })
 
   it('is off by default', async () => {
