@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox'
-import { REDUCTIONS } from './cross-entropy.js'
+import { OUTPUT_NAMES, REDUCTIONS } from './cross-entropy.js'
 
 /**
  * Options of a safetensors request, as query parameters with the JSON fields' names and
@@ -19,8 +19,8 @@ export const BinaryQuerySchema = Type.Object(
     ),
     outputs: Type.Optional(
       Type.String({
-        pattern: '^((token_losses|gradients)(,(token_losses|gradients))*)?$',
-        description: 'Comma-separated: token_losses, gradients. Default token_losses.'
+        pattern: `^((${OUTPUT_NAMES.join('|')})(,(${OUTPUT_NAMES.join('|')}))*)?$`,
+        description: `Comma-separated, any of: ${OUTPUT_NAMES.join(', ')}. Default token_losses.`
       })
     ),
     grad_dtype: Type.Optional(

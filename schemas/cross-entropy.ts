@@ -8,7 +8,18 @@ import {
 } from './common.js'
 
 export const REDUCTIONS = ['mean', 'sum', 'none'] as const
-export const OUTPUT_NAMES = ['token_losses', 'gradients'] as const
+/** Outputs beside the loss that a dashboard watches, all from the same pass over the logits. */
+export const ANALYTICS_OUTPUTS = [
+  'entropy',
+  'target_logprobs',
+  'predictions',
+  'accuracy',
+  'sequence_losses',
+  'sequence_perplexities',
+  'bits_per_token',
+  'z_loss'
+] as const
+export const OUTPUT_NAMES = ['token_losses', 'gradients', ...ANALYTICS_OUTPUTS] as const
 export const DEFAULT_IGNORE_INDEX = -100
 const INT32_MIN = -2147483648
 const INT32_MAX = 2147483647
@@ -57,7 +68,8 @@ export const CrossEntropyRequestSchema = Type.Object(
       Type.Array(OutputNameSchema, {
         default: ['token_losses'],
         uniqueItems: true,
-        description: 'Which large outputs to return.'
+        description:
+          'Which outputs to return beside loss, perplexity and count: token_losses, gradients, and the analytics entropy, target_logprobs, predictions, accuracy, sequence_losses, sequence_perplexities, bits_per_token and z_loss.'
       })
     )
   },
@@ -83,6 +95,51 @@ export const CrossEntropyResponseSchema = Type.Object(
     gradients: Type.Optional(
       Type.Union([NumberTensor3Schema, NumberMatrixSchema], {
         description: 'Shaped like logits: d loss / d logits for the chosen reduction (for none, of the sum).'
+      })
+    ),
+    entropy: Type.Optional(
+      Type.Union([NumberVectorSchema, NumberMatrixSchema], {
+        description:
+          'Shaped like targets: H = logsumexp(x) − Σ softmax(x)·x, how spread the prediction is (0 certain, log V uniform); 0 at ignored positions.'
+      })
+    ),
+    target_logprobs: Type.Optional(
+      Type.Union([NumberVectorSchema, NumberMatrixSchema], {
+        description:
+          'Shaped like targets: log p[target], the negative of the plain per-token loss; 0 at ignored positions.'
+      })
+    ),
+    predictions: Type.Optional(
+      Type.Union([IntegerVectorSchema, IntegerMatrixSchema], {
+        description: 'Shaped like targets: argmax over the vocabulary, the lowest index on ties (as torch.argmax).'
+      })
+    ),
+    accuracy: Type.Optional(
+      Type.Union([Type.Number(), Type.Null()], {
+        description: 'Fraction of counted tokens whose prediction equals the target; null when count is 0.'
+      })
+    ),
+    sequence_losses: Type.Optional(
+      Type.Array(Type.Union([Type.Number(), Type.Null()]), {
+        description:
+          "Mean plain −log p[target] over each sequence's counted tokens: (B) for (B, T, V) logits, (1) for (N, V), whose rows form one sequence; null where none count."
+      })
+    ),
+    sequence_perplexities: Type.Optional(
+      Type.Array(Type.Union([Type.Number(), Type.Null()]), {
+        description: 'exp of each sequence loss; null where none count or it overflows.'
+      })
+    ),
+    bits_per_token: Type.Optional(
+      Type.Union([Type.Number(), Type.Null()], {
+        description:
+          'Mean plain −log p[target] / ln 2: the bits an ideal coder would spend per token; null when count is 0.'
+      })
+    ),
+    z_loss: Type.Optional(
+      Type.Union([Type.Number(), Type.Null()], {
+        description:
+          "Mean over counted tokens of logsumexp(x)², PaLM's z-loss, reported (not added to the loss); null when count is 0."
       })
     )
   },

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, onTestFinished } from 'vitest'
 import { type AppConfig, type AppOptions, appConfig, buildApp } from '../src/app.js'
-import { type TensorToWrite, writeSafetensors } from '../src/codec/safetensors.js'
+import { type Dtype, readSafetensors, type TensorToWrite, writeSafetensors } from '../src/codec/safetensors.js'
 
 export const TEST_CONFIG: AppConfig = appConfig({
   POOL_THREADS: 2,
@@ -92,4 +92,24 @@ export function safetensorsFile(tensors: TensorToWrite[]): Buffer {
   return Buffer.concat(
     writeSafetensors(tensors).map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
   )
+}
+
+/** The tensors of a safetensors answer, as plain numbers. */
+export function readSafetensorsAnswer(
+  body: Buffer
+): Record<string, { dtype: Dtype; shape: number[]; values: number[] }> {
+  const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+  const answer: Record<string, { dtype: Dtype; shape: number[]; values: number[] }> = {}
+  for (const [name, info] of readSafetensors(bytes).tensors) {
+    const raw = body.buffer.slice(body.byteOffset + info.begin, body.byteOffset + info.end)
+    const values = {
+      F64: () => Array.from(new Float64Array(raw)),
+      F32: () => Array.from(new Float32Array(raw)),
+      I64: () => Array.from(new BigInt64Array(raw), Number),
+      BF16: () => Array.from(new Uint16Array(raw)),
+      F16: () => Array.from(new Uint16Array(raw))
+    }[info.dtype as 'F64' | 'F32' | 'I64' | 'BF16' | 'F16']()
+    answer[name] = { dtype: info.dtype, shape: info.shape, values }
+  }
+  return answer
 }

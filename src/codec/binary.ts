@@ -175,7 +175,10 @@ function copyTargets(bytes: Uint8Array, info: TensorInfo, vocab: number, ignoreI
 /**
  * The answer as safetensors: loss (F64 [], or F32 shaped like targets for none; NaN where JSON
  * says null), perplexity (F64 []), count (I64 []), token_losses (F32) and gradients (F32 without a
- * copy, or BF16/F16). Chunks may view shared memory: send them before the batch is released.
+ * copy, or BF16/F16); the analytics entropy and target_logprobs (F32 like targets), predictions
+ * (I64 like targets), sequence_losses and sequence_perplexities (F64 [B], or [1]), accuracy,
+ * bits_per_token and z_loss (F64 []), NaN wherever JSON says null. Chunks may view shared
+ * memory: send them before the batch is released.
  */
 export function encodeSafetensorsResponse(
   batch: CrossEntropyBatch,
@@ -210,6 +213,47 @@ export function encodeSafetensorsResponse(
       shape: batch.logitsShape,
       data: convertGradients(result.gradients, gradDtype)
     })
+  }
+  const analytics = result.analytics
+  if (analytics !== null) {
+    const wants = (name: OutputName) => batch.outputs.has(name)
+    const scalar = (name: string, value: number) =>
+      tensors.push({ name, dtype: 'F64', shape: [], data: Float64Array.of(value) })
+    const sequences = [analytics.sequenceLosses.length]
+    if (wants('entropy')) {
+      tensors.push({
+        name: 'entropy',
+        dtype: 'F32',
+        shape: batch.targetsShape,
+        data: Float32Array.from(analytics.entropy)
+      })
+    }
+    if (wants('target_logprobs')) {
+      tensors.push({
+        name: 'target_logprobs',
+        dtype: 'F32',
+        shape: batch.targetsShape,
+        data: Float32Array.from(analytics.targetLogprobs)
+      })
+    }
+    if (wants('predictions')) {
+      tensors.push({
+        name: 'predictions',
+        dtype: 'I64',
+        shape: batch.targetsShape,
+        data: BigInt64Array.from(analytics.predictions, (index) => BigInt(index))
+      })
+    }
+    if (wants('accuracy')) scalar('accuracy', analytics.accuracy)
+    if (wants('sequence_losses')) {
+      tensors.push({ name: 'sequence_losses', dtype: 'F64', shape: sequences, data: analytics.sequenceLosses })
+    }
+    if (wants('sequence_perplexities')) {
+      const perplexities = analytics.sequencePerplexities.map((value) => (Number.isFinite(value) ? value : Number.NaN))
+      tensors.push({ name: 'sequence_perplexities', dtype: 'F64', shape: sequences, data: perplexities })
+    }
+    if (wants('bits_per_token')) scalar('bits_per_token', analytics.bitsPerToken)
+    if (wants('z_loss')) scalar('z_loss', analytics.zLoss)
   }
   return writeSafetensors(tensors)
 }

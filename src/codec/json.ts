@@ -195,6 +195,21 @@ export function encodeJsonResponse(batch: CrossEntropyBatch, result: CrossEntrop
   if (result.gradients !== null) {
     response.gradients = reshape(result.gradients, batch.logitsShape) as number[][] | number[][][]
   }
+  const analytics = result.analytics
+  if (analytics !== null) {
+    const like = (values: Float64Array | Int32Array) => reshape(values, batch.targetsShape) as number[] | number[][]
+    const wants = (name: OutputName) => batch.outputs.has(name)
+    if (wants('entropy')) response.entropy = like(analytics.entropy)
+    if (wants('target_logprobs')) response.target_logprobs = like(analytics.targetLogprobs)
+    if (wants('predictions')) response.predictions = like(analytics.predictions)
+    if (wants('accuracy')) response.accuracy = finiteOrNull(analytics.accuracy)
+    if (wants('sequence_losses')) response.sequence_losses = Array.from(analytics.sequenceLosses, finiteOrNull)
+    if (wants('sequence_perplexities')) {
+      response.sequence_perplexities = Array.from(analytics.sequencePerplexities, finiteOrNull)
+    }
+    if (wants('bits_per_token')) response.bits_per_token = finiteOrNull(analytics.bitsPerToken)
+    if (wants('z_loss')) response.z_loss = finiteOrNull(analytics.zLoss)
+  }
   return response
 }
 
@@ -205,7 +220,7 @@ function finiteOrNull(value: number): number | null {
 type Nested = number[] | number[][] | number[][][]
 
 /** A flat typed array → nested plain arrays of the given shape (1 to 3 dimensions). */
-export function reshape(flat: Float32Array | Float64Array, shape: number[]): Nested {
+export function reshape(flat: Float32Array | Float64Array | Int32Array, shape: number[]): Nested {
   const last = shape[shape.length - 1]
   const leaves: number[][] = []
   for (let offset = 0; offset < flat.length; offset += last) {

@@ -14,6 +14,8 @@
  * where scale is 1/Σ_i w_{y_i} for `mean`, 1 for `sum` and `none` (the gradient of the sum).
  */
 
+import { ROW_STATS, STAT_ARGMAX, STAT_ENTROPY, STAT_LOG_SUM_EXP } from './stats.js'
+
 export interface CrossEntropyParams {
   /** Number of classes V: the length of every row. */
   vocab: number
@@ -36,6 +38,11 @@ export interface CrossEntropyOutputs {
   nll: Float64Array
   /** (rows × vocab) gradient, written in place, or null when it was not asked for. */
   gradients: Float32Array | null
+  /**
+   * Per row, ROW_STATS float64s (see ./stats.ts): entropy and log-sum-exp (0 where ignored) and
+   * the first index of the max; or null when no analytics output was asked for.
+   */
+  stats?: Float64Array | null
 }
 
 /**
@@ -52,28 +59,46 @@ export function crossEntropyRows(
 ): void {
   const { vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale } = params
   const { tokenLoss, nll, gradients } = out
+  const stats = out.stats ?? null
   const smoothingPerClass = labelSmoothing / vocab
 
   for (let row = rowStart; row < rowEnd; row++) {
     const base = row * vocab
     const target = targets[row]
+    // The first index of the max: torch.argmax's choice on ties (all −Inf gives 0).
+    let max = -Infinity
+    let argmax = 0
+    for (let c = 0; c < vocab; c++) {
+      const x = logits[base + c]
+      if (x > max) {
+        max = x
+        argmax = c
+      }
+    }
     if (target === ignoreIndex) {
       tokenLoss[row] = 0
       nll[row] = 0
       if (gradients !== null) gradients.fill(0, base, base + vocab)
+      if (stats !== null) stats.set([0, 0, argmax], row * ROW_STATS)
       continue
     }
 
-    let max = -Infinity
-    for (let c = 0; c < vocab; c++) {
-      const x = logits[base + c]
-      if (x > max) max = x
-    }
     // Subtracting the row max keeps every exponent ≤ 0, so exp never overflows; the sum is in
     // float64 (JS numbers), and at least one term is exactly 1, so the log is finite.
     let sumExp = 0
-    for (let c = 0; c < vocab; c++) sumExp += Math.exp(logits[base + c] - max)
+    let shiftedSum = 0 // Σ e·(x − max), for the entropy; a masked (−Inf) logit adds 0, not 0·−Inf
+    for (let c = 0; c < vocab; c++) {
+      const shifted = logits[base + c] - max
+      const e = Math.exp(shifted)
+      sumExp += e
+      if (e > 0) shiftedSum += e * shifted
+    }
     const logSumExp = max + Math.log(sumExp)
+    if (stats !== null) {
+      stats[row * ROW_STATS + STAT_ENTROPY] = Math.log(sumExp) - shiftedSum / sumExp
+      stats[row * ROW_STATS + STAT_LOG_SUM_EXP] = logSumExp
+      stats[row * ROW_STATS + STAT_ARGMAX] = argmax
+    }
 
     const rowNll = logSumExp - logits[base + target]
     const targetWeight = weight === null ? 1 : weight[target]

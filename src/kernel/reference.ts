@@ -72,3 +72,68 @@ export function referenceCrossEntropy(input: ReferenceInput): ReferenceOutput {
   const perplexity = count === 0 ? Number.NaN : Math.exp(sum(plainNll) / count)
   return { loss, tokenLoss, perplexity }
 }
+
+export interface ReferenceAnalytics {
+  entropy: number[]
+  targetLogprobs: number[]
+  predictions: number[]
+  /** NaN when nothing counts (the API says null). */
+  accuracy: number
+  sequenceLosses: number[]
+  sequencePerplexities: number[]
+  bitsPerToken: number
+  zLoss: number
+}
+
+/**
+ * The analytics outputs, textbook style, over nested float64 arrays: entropy as −Σ p·log p, the
+ * prediction as the first index of the largest logit, the rest from −log p[target] and
+ * logsumexp. `sequenceLength` is T for (B, T, V) logits, or the row count for (N, V).
+ */
+export function referenceAnalytics(
+  logits: number[][],
+  targets: number[],
+  ignoreIndex: number,
+  sequenceLength: number
+): ReferenceAnalytics {
+  const entropy: number[] = []
+  const targetLogprobs: number[] = []
+  const predictions: number[] = []
+  const nll: Array<number | null> = []
+  const lseSquares: number[] = []
+  let correct = 0
+  for (let i = 0; i < logits.length; i++) {
+    const row = logits[i]
+    const max = Math.max(...row)
+    predictions.push(row.indexOf(max))
+    if (targets[i] === ignoreIndex) {
+      entropy.push(0)
+      targetLogprobs.push(0)
+      nll.push(null)
+      continue
+    }
+    const logp = logSoftmax(row)
+    entropy.push(-logp.reduce((sum, lp) => (lp === Number.NEGATIVE_INFINITY ? sum : sum + Math.exp(lp) * lp), 0))
+    targetLogprobs.push(logp[targets[i]])
+    nll.push(-logp[targets[i]])
+    const lse = max + Math.log(row.reduce((sum, x) => sum + Math.exp(x - max), 0))
+    lseSquares.push(lse * lse)
+    if (row.indexOf(max) === targets[i]) correct++
+  }
+  const counted = nll.filter((value): value is number => value !== null)
+  const mean = (xs: number[]) => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length)
+  const sequenceLosses: number[] = []
+  for (let start = 0; start < logits.length; start += sequenceLength) {
+    sequenceLosses.push(mean(nll.slice(start, start + sequenceLength).filter((v): v is number => v !== null)))
+  }
+  return {
+    entropy,
+    targetLogprobs,
+    predictions,
+    accuracy: counted.length === 0 ? Number.NaN : correct / counted.length,
+    sequenceLosses,
+    sequencePerplexities: sequenceLosses.map(Math.exp),
+    bitsPerToken: mean(counted) / Math.LN2,
+    zLoss: mean(lseSquares)
+  }
+}

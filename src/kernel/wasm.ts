@@ -59,6 +59,8 @@ export interface KernelRows {
   gradients: number
   /** The task's control word (see src/pool/control.ts), or 0 for a call that cannot be cancelled. */
   control: number
+  /** Where each row's ROW_STATS float64s (./stats.ts) go (entropy, log-sum-exp, argmax), or 0 for none. */
+  stats: number
   /** The id its control word holds while it waits (not passed to the kernel). */
   taskId?: number
 }
@@ -105,6 +107,7 @@ export function instantiateKernel(
       call.tokenLoss,
       call.nll,
       call.gradients,
-      call.control
+      call.control,
+      call.stats
     )
 }

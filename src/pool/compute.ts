@@ -2,8 +2,10 @@ import type { CrossEntropyBatch } from '../batch.js'
 import { decodeLogitRow } from '../codec/half.js'
 import { formatPosition, rowPosition } from '../codec/schema-errors.js'
 import { XentErrors } from '../errors.js'
+import { ANALYTICS_OUTPUTS, type Analytics, reduceAnalytics } from '../kernel/analytics.js'
 import { classWeightSum, summarizeTargets } from '../kernel/cross-entropy.js'
 import { gradientScale, reduceRows } from '../kernel/reduce.js'
+import { ROW_STATS } from '../kernel/stats.js'
 import { INVALID_NOT_FINITE, INVALID_ROW_REASON, type KernelRows, LOGITS_DTYPE } from '../kernel/wasm.js'
 import type { ControlWords, TaskControl } from './control.js'
 
@@ -36,6 +38,13 @@ export interface CrossEntropyResult {
   /** Views into the batch's memory: valid until the batch is released. */
   tokenLoss: Float64Array
   gradients: Float32Array | null
+  /** The analytics outputs, when any was asked for. */
+  analytics: Analytics | null
+}
+
+/** T for (B, T) targets; every row is one sequence for (N) targets. */
+function sequenceLength(targetsShape: readonly number[]): number {
+  return targetsShape.length === 2 ? targetsShape[1] : targetsShape[0]
 }
 
 /**
@@ -69,6 +78,8 @@ export async function computeCrossEntropy(
   const tokenLoss = batch.memory.float64(batch.rows)
   const nll = batch.memory.float64(batch.rows)
   const gradients = batch.outputs.has('gradients') ? batch.memory.float32(batch.rows * batch.vocab) : null
+  const wantsAnalytics = ANALYTICS_OUTPUTS.some((name) => batch.outputs.has(name))
+  const stats = wantsAnalytics ? batch.memory.float64(batch.rows * ROW_STATS) : null
   const ranges = partitionRows(batch.rows, batch.vocab, maxTasks)
   const call = {
     logits: batch.logits.byteOffset,
@@ -82,7 +93,8 @@ export async function computeCrossEntropy(
     gradScale: gradientScale(batch.reduction, summary),
     tokenLoss: tokenLoss.byteOffset,
     nll: nll.byteOffset,
-    gradients: gradients?.byteOffset ?? 0
+    gradients: gradients?.byteOffset ?? 0,
+    stats: stats?.byteOffset ?? 0
   }
   const controls: Array<{ control: TaskControl; dequeue: AbortController }> = []
   // A task still queued is dropped from piscina's queue; one running stops at its next row (see
@@ -126,7 +138,11 @@ export async function computeCrossEntropy(
   if (invalidRow !== undefined) throw invalidRowError(batch, invalidRow, tokenLoss[invalidRow])
 
   const { loss, perplexity } = reduceRows(tokenLoss, nll, batch.reduction, summary)
-  return { loss, perplexity, count: summary.count, tokenLoss, gradients }
+  const analytics =
+    stats === null
+      ? null
+      : reduceAnalytics(batch.targets, batch.ignoreIndex, nll, stats, sequenceLength(batch.targetsShape))
+  return { loss, perplexity, count: summary.count, tokenLoss, gradients, analytics }
 }
 
 /** The kernel found a row it cannot take (NaN, +Inf, or −Inf where it matters): name the place. */

@@ -485,7 +485,8 @@ describe('WebAssembly SIMD kernel across calls', () => {
         tokenLoss: memory.float64(targets.length).byteOffset,
         nll: memory.float64(targets.length).byteOffset,
         gradients: gradients.byteOffset,
-        control: 0
+        control: 0,
+        stats: 0
       })
       // Row 0 is valid, and its gradient waits for its last pass when row 1 turns out to hold NaN.
       const firstLogits = memory.float32(8)

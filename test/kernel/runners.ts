@@ -1,6 +1,7 @@
 import type { Reduction } from '../../schemas/cross-entropy.js'
 import { decodeJsonRequest } from '../../src/codec/json.js'
 import { crossEntropyRows } from '../../src/kernel/cross-entropy.js'
+import { ROW_STATS } from '../../src/kernel/stats.js'
 import { ALL_ROWS_VALID, instantiateKernel, type KernelRows } from '../../src/kernel/wasm.js'
 import { KernelArena } from '../../src/pool/arena.js'
 import { computeCrossEntropy, type TaskRunner } from '../../src/pool/compute.js'
@@ -27,7 +28,8 @@ export const referenceRunner: TaskRunner = (task: KernelRows) => {
     {
       tokenLoss: new Float64Array(buffer, task.tokenLoss, rows),
       nll: new Float64Array(buffer, task.nll, rows),
-      gradients
+      gradients,
+      stats: task.stats === 0 ? null : new Float64Array(buffer, task.stats, rows * ROW_STATS)
     }
   )
   return Promise.resolve(ALL_ROWS_VALID)

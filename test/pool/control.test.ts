@@ -60,7 +60,8 @@ describe('task control words', () => {
         tokenLoss: tokenLoss.byteOffset,
         nll: memory.float64(3).byteOffset,
         gradients: 0,
-        control: control.byteOffset
+        control: control.byteOffset,
+        stats: 0
       }
       control[0] = TASK_CANCELLED
       expect(await wasmRunner(call)).toBe(ROWS_CANCELLED)

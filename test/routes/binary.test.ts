@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '../../src/codec/half.js'
-import { type Dtype, readSafetensors, type TensorToWrite } from '../../src/codec/safetensors.js'
+import type { TensorToWrite } from '../../src/codec/safetensors.js'
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import {
   buildForFile,
@@ -10,6 +10,7 @@ import {
   expectScalarClose,
   type FixtureCase,
   fixtures,
+  readSafetensorsAnswer,
   safetensorsFile
 } from '../helper.js'
 
@@ -59,23 +60,7 @@ function fixtureAsSafetensors({ request }: FixtureCase, logitsDtype: 'F32' | 'F1
   return { body: file(tensors), query: query.toString(), logits }
 }
 
-/** The tensors of a safetensors answer, as plain numbers. */
-function readAnswer(body: Buffer): Record<string, { dtype: Dtype; shape: number[]; values: number[] }> {
-  const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
-  const answer: Record<string, { dtype: Dtype; shape: number[]; values: number[] }> = {}
-  for (const [name, info] of readSafetensors(bytes).tensors) {
-    const raw = body.buffer.slice(body.byteOffset + info.begin, body.byteOffset + info.end)
-    const values = {
-      F64: () => Array.from(new Float64Array(raw)),
-      F32: () => Array.from(new Float32Array(raw)),
-      I64: () => Array.from(new BigInt64Array(raw), Number),
-      BF16: () => Array.from(new Uint16Array(raw)),
-      F16: () => Array.from(new Uint16Array(raw))
-    }[info.dtype as 'F64' | 'F32' | 'I64' | 'BF16' | 'F16']()
-    answer[name] = { dtype: info.dtype, shape: info.shape, values }
-  }
-  return answer
-}
+const readAnswer = readSafetensorsAnswer
 
 describe('POST /v1/cross-entropy with a safetensors body', async () => {
   const app = await buildForFile()

@@ -29,6 +29,12 @@ export const INVALID_TARGET_MASKED: f64 = 3 // the target's own logit is −Inf
 // it had finished: the rows after the one it stopped at were not computed.
 export const ROWS_CANCELLED: i32 = -2
 export const TASK_CANCELLED: i32 = -1
+// With `stats` (not 0), each row gets three float64s there, at these byte offsets: its entropy
+// (0 where ignored), its log-sum-exp (0 where ignored) and the first index of its max.
+export const STATS_BYTES: usize = 24
+const STATS_ENTROPY: usize = 0
+const STATS_LOG_SUM_EXP: usize = 8
+const STATS_ARGMAX: usize = 16
 
 // Below this, exp(x) underflows float32; such terms are taken as exactly 0 (as exp(−Inf) is).
 const EXP_UNDERFLOW: f32 = -87.33654
@@ -186,6 +192,39 @@ function promoteAndAdd (acc: v128, sum4: v128, high: bool): v128 {
 let lookaheadMax: f32 = 0
 let lookaheadMin: f32 = 0
 
+// Σ e·(x − max) of the row rowSumExp last summed with `entropy` set: H = log Σe − Σ e·(x − max)/Σe.
+let lastShiftedSum: f64 = 0
+
+/** e·(x − max) for four lanes; 0 where e underflowed to 0 (x − max may be −Inf there: 0·−Inf is NaN). */
+// @ts-ignore: decorator
+@inline
+function shiftedTerm (e: v128, d: v128, clamp: bool): v128 {
+  const t = f32x4.mul(e, d)
+  return clamp ? v128.andnot(t, f32x4.lt(d, f32x4.splat(EXP_UNDERFLOW))) : t
+}
+
+/**
+ * The first index of `max` in the row: torch.argmax's lowest index on ties. Only for the
+ * analytics outputs; the row is in cache by now, and the scan stops at the first hit.
+ */
+// @ts-ignore: decorator
+@inline
+function firstIndexOf (row: usize, vocab: i32, dtype: i32, max: f32): i32 {
+  const m = f32x4.splat(max)
+  let i = 0
+  for (; i + 16 <= vocab; i += 16) {
+    const hit = v128.or(
+      v128.or(f32x4.eq(load4(row, i, dtype), m), f32x4.eq(load4(row, i + 4, dtype), m)),
+      v128.or(f32x4.eq(load4(row, i + 8, dtype), m), f32x4.eq(load4(row, i + 12, dtype), m))
+    )
+    if (v128.any_true(hit)) break
+  }
+  for (; i < vocab; i++) {
+    if (<f32>load1(row, i, dtype) == max) return i
+  }
+  return 0
+}
+
 // The previous row's gradient, waiting for its last pass (g = e·k − soft): it is done inside the
 // next row's exp loop, while that row's exps keep the arithmetic units busy, instead of in a loop
 // of its own. Unweighted rows only; 0 when nothing waits.
@@ -208,8 +247,10 @@ let pendingTargetValue: f32 = 0
  */
 // @ts-ignore: decorator
 @inline
-function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, keep: bool, next: usize, lookahead: bool, pending: bool, clamp: bool): f64 {
+function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, keep: bool, next: usize, lookahead: bool, pending: bool, clamp: bool, entropy: bool): f64 {
   const shift = f32x4.splat(max)
+  let exLow = f64x2.splat(0)
+  let exHigh = f64x2.splat(0)
   const pk = f32x4.splat(pendingK)
   const ps = f32x4.splat(pendingSoft)
   let accLow = f64x2.splat(0)
@@ -235,10 +276,22 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       v128.store(p, f32x4.sub(f32x4.mul(v128.load(p, 32), pk), ps), 32)
       v128.store(p, f32x4.sub(f32x4.mul(v128.load(p, 48), pk), ps), 48)
     }
-    const e0 = expNonPositive(f32x4.sub(load4(row, i, dtype), shift), clamp)
-    const e1 = expNonPositive(f32x4.sub(load4(row, i + 4, dtype), shift), clamp)
-    const e2 = expNonPositive(f32x4.sub(load4(row, i + 8, dtype), shift), clamp)
-    const e3 = expNonPositive(f32x4.sub(load4(row, i + 12, dtype), shift), clamp)
+    const d0 = f32x4.sub(load4(row, i, dtype), shift)
+    const d1 = f32x4.sub(load4(row, i + 4, dtype), shift)
+    const d2 = f32x4.sub(load4(row, i + 8, dtype), shift)
+    const d3 = f32x4.sub(load4(row, i + 12, dtype), shift)
+    const e0 = expNonPositive(d0, clamp)
+    const e1 = expNonPositive(d1, clamp)
+    const e2 = expNonPositive(d2, clamp)
+    const e3 = expNonPositive(d3, clamp)
+    if (entropy) {
+      const t = f32x4.add(
+        f32x4.add(shiftedTerm(e0, d0, clamp), shiftedTerm(e1, d1, clamp)),
+        f32x4.add(shiftedTerm(e2, d2, clamp), shiftedTerm(e3, d3, clamp))
+      )
+      exLow = promoteAndAdd(exLow, t, false)
+      exHigh = promoteAndAdd(exHigh, t, true)
+    }
     if (keep) {
       const o = out + (<usize>i << 2)
       v128.store(o, e0)
@@ -260,13 +313,21 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       const p = pendingRow + (<usize>i << 2)
       v128.store(p, f32x4.sub(f32x4.mul(v128.load(p), pk), ps))
     }
-    const e = expNonPositive(f32x4.sub(load4(row, i, dtype), shift), clamp)
+    const d = f32x4.sub(load4(row, i, dtype), shift)
+    const e = expNonPositive(d, clamp)
     if (keep) v128.store(out + (<usize>i << 2), e)
     accLow = promoteAndAdd(accLow, e, false)
     accHigh = promoteAndAdd(accHigh, e, true)
+    if (entropy) {
+      const t = shiftedTerm(e, d, clamp)
+      exLow = promoteAndAdd(exLow, t, false)
+      exHigh = promoteAndAdd(exHigh, t, true)
+    }
   }
   const acc = f64x2.add(accLow, accHigh)
   let sum = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
+  const ex = f64x2.add(exLow, exHigh)
+  let shiftedSum = entropy ? f64x2.extract_lane(ex, 0) + f64x2.extract_lane(ex, 1) : 0
   let nextMax: f32 = lookahead ? horizontalMax(f32x4.pmax(m0, m1)) : 0
   let nextMin: f32 = lookahead ? horizontalMin(lo) : 0
   for (; i < vocab; i++) {
@@ -279,10 +340,13 @@ function rowSumExp (row: usize, vocab: i32, dtype: i32, max: f32, out: usize, ke
       const p = pendingRow + (<usize>i << 2)
       store<f32>(p, load<f32>(p) * pendingK - pendingSoft)
     }
-    const e = f32x4.extract_lane(expNonPositive(f32x4.sub(load4Scalar(row, i, dtype), shift), clamp), 0)
-    if (keep) store<f32>(out + (<usize>i << 2), e)
-    sum += <f64>e
+    const d = f32x4.sub(load4Scalar(row, i, dtype), shift)
+    const e = expNonPositive(d, clamp)
+    if (keep) store<f32>(out + (<usize>i << 2), f32x4.extract_lane(e, 0))
+    sum += <f64>f32x4.extract_lane(e, 0)
+    if (entropy) shiftedSum += <f64>f32x4.extract_lane(shiftedTerm(e, d, clamp), 0)
   }
+  if (entropy) lastShiftedSum = shiftedSum
   if (lookahead) {
     lookaheadMax = nextMax
     lookaheadMin = nextMin
@@ -367,21 +431,42 @@ function sumRow (
   withGradients: bool,
   next: usize,
   hasNext: bool,
-  clamp: bool
+  clamp: bool,
+  entropy: bool
 ): f64 {
   if (withGradients) {
     if (pendingRow != 0) {
       return hasNext
-        ? rowSumExp(row, vocab, dtype, max, gradRow, true, next, true, true, clamp)
-        : rowSumExp(row, vocab, dtype, max, gradRow, true, 0, false, true, clamp)
+        ? rowSumExp(row, vocab, dtype, max, gradRow, true, next, true, true, clamp, entropy)
+        : rowSumExp(row, vocab, dtype, max, gradRow, true, 0, false, true, clamp, entropy)
     }
     return hasNext
-      ? rowSumExp(row, vocab, dtype, max, gradRow, true, next, true, false, clamp)
-      : rowSumExp(row, vocab, dtype, max, gradRow, true, 0, false, false, clamp)
+      ? rowSumExp(row, vocab, dtype, max, gradRow, true, next, true, false, clamp, entropy)
+      : rowSumExp(row, vocab, dtype, max, gradRow, true, 0, false, false, clamp, entropy)
   }
   return hasNext
-    ? rowSumExp(row, vocab, dtype, max, 0, false, next, true, false, clamp)
-    : rowSumExp(row, vocab, dtype, max, 0, false, 0, false, false, clamp)
+    ? rowSumExp(row, vocab, dtype, max, 0, false, next, true, false, clamp, entropy)
+    : rowSumExp(row, vocab, dtype, max, 0, false, 0, false, false, clamp, entropy)
+}
+
+/** sumRow with the entropy sum or without: the analytics outputs cost nothing when not asked for. */
+// @ts-ignore: decorator
+@inline
+function sumRowOf (
+  row: usize,
+  vocab: i32,
+  dtype: i32,
+  max: f32,
+  gradRow: usize,
+  withGradients: bool,
+  next: usize,
+  hasNext: bool,
+  clamp: bool,
+  withStats: bool
+): f64 {
+  return withStats
+    ? sumRow(row, vocab, dtype, max, gradRow, withGradients, next, hasNext, clamp, true)
+    : sumRow(row, vocab, dtype, max, gradRow, withGradients, next, hasNext, clamp, false)
 }
 
 /** The body of `rows` for one logit dtype (a constant after inlining). */
@@ -402,7 +487,8 @@ function rowsOf (
   tokenLoss: usize,
   nll: usize,
   gradients: usize,
-  control: usize
+  control: usize,
+  stats: usize
 ): i32 {
   const elementShift: usize = dtype == DTYPE_F32 ? 2 : 1
   const smoothingPerClass = labelSmoothing / <f64>vocab
@@ -429,6 +515,7 @@ function rowsOf (
       store<f64>(lossSlot, INVALID_NOT_FINITE)
       return r
     }
+    const statsSlot = stats + <usize>r * STATS_BYTES
     if (target == ignoreIndex) {
       // A padding row has no sum to show a NaN, so it gets a max pass of its own.
       if (maxKnown && isNaN(rowMax(row, vocab, dtype))) {
@@ -437,6 +524,11 @@ function rowsOf (
       }
       store<f64>(lossSlot, 0)
       store<f64>(nllSlot, 0)
+      if (stats != 0) {
+        store<f64>(statsSlot, 0, STATS_ENTROPY)
+        store<f64>(statsSlot, 0, STATS_LOG_SUM_EXP)
+        store<f64>(statsSlot, <f64>firstIndexOf(row, vocab, dtype, m), STATS_ARGMAX)
+      }
       if (gradients != 0) {
         flushPending(vocab)
         memory.fill(gradRow, 0, <usize>vocab << 2)
@@ -463,8 +555,8 @@ function rowsOf (
     // guard; language-model rows almost never are.
     const sumExp =
       lowest - m < EXP_UNDERFLOW
-        ? sumRow(row, vocab, dtype, m, gradRow, gradients != 0, next, hasNext, true)
-        : sumRow(row, vocab, dtype, m, gradRow, gradients != 0, next, hasNext, false)
+        ? sumRowOf(row, vocab, dtype, m, gradRow, gradients != 0, next, hasNext, true, stats != 0)
+        : sumRowOf(row, vocab, dtype, m, gradRow, gradients != 0, next, hasNext, false, stats != 0)
     maxKnown = hasNext
     if (sumExp != sumExp) {
       store<f64>(lossSlot, INVALID_NOT_FINITE)
@@ -479,6 +571,11 @@ function rowsOf (
     }
     store<f64>(lossSlot, loss)
     store<f64>(nllSlot, rowNll)
+    if (stats != 0) {
+      store<f64>(statsSlot, Math.log(sumExp) - lastShiftedSum / sumExp, STATS_ENTROPY)
+      store<f64>(statsSlot, logSumExp, STATS_LOG_SUM_EXP)
+      store<f64>(statsSlot, <f64>firstIndexOf(row, vocab, dtype, m), STATS_ARGMAX)
+    }
 
     if (gradients != 0) {
       const hardScale = gradScale * (1 - labelSmoothing) * targetWeight
@@ -509,7 +606,8 @@ function rowsOf (
  * max pass, at no extra cost. Writes tokenLoss[row] and nll[row] (float64) and, when
  * `gradients` is not 0, the row's gradient (float32). `weight` 0 means all ones. Returns
  * ALL_ROWS_VALID, or the first invalid row (its tokenLoss slot says why), or ROWS_CANCELLED
- * when the int32 at `control` (if not 0) turned TASK_CANCELLED before the last row.
+ * when the int32 at `control` (if not 0) turned TASK_CANCELLED before the last row. With `stats`
+ * not 0, also each row's entropy, log-sum-exp and argmax (see STATS_BYTES).
  *
  * Each dtype gets its own inlined copy of the loops, with the dtype a constant in it: a branch
  * on the dtype inside the inner loops would cost more than the exp.
@@ -529,13 +627,14 @@ export function rows (
   tokenLoss: usize,
   nll: usize,
   gradients: usize,
-  control: usize
+  control: usize,
+  stats: usize
 ): i32 {
   if (dtype == DTYPE_F16) {
-    return rowsOf(logits, DTYPE_F16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control)
+    return rowsOf(logits, DTYPE_F16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats)
   }
   if (dtype == DTYPE_BF16) {
-    return rowsOf(logits, DTYPE_BF16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control)
+    return rowsOf(logits, DTYPE_BF16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats)
   }
-  return rowsOf(logits, DTYPE_F32, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control)
+  return rowsOf(logits, DTYPE_F32, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats)
 }
