@@ -53,7 +53,8 @@ function rate(kernel: (typeof kernels)[number], withGradients: boolean): number 
     nll: nll.byteOffset,
     gradients: withGradients ? gradients.byteOffset : 0,
     control: 0,
-    stats: 0
+    stats: 0,
+    zGrad: 0
   })
   if (verdict !== ALL_ROWS_VALID) throw new Error(`row ${verdict} was invalid`)
   return elements / (Number(process.hrtime.bigint() - start) / 1e3)

@@ -76,7 +76,8 @@ const call = (withGradients: boolean) => {
     nll: nll.byteOffset,
     gradients: withGradients ? gradients.byteOffset : 0,
     control: 0,
-    stats: 0
+    stats: 0,
+    zGrad: 0
   })
   if (verdict !== ALL_ROWS_VALID) throw new Error(`row ${verdict} was invalid`)
 }

@@ -112,6 +112,7 @@ async function poolRunner(threads: number) {
     reduction: 'mean',
     ignoreIndex: -100,
     labelSmoothing: 0,
+    zLoss: 0,
     outputs: new Set(['gradients'])
   }
   return {

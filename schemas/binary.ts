@@ -17,6 +17,9 @@ export const BinaryQuerySchema = Type.Object(
     label_smoothing: Type.Optional(
       Type.String({ pattern: '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$', description: 'A number in [0, 1]. Default 0.' })
     ),
+    z_loss: Type.Optional(
+      Type.String({ pattern: '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$', description: 'A number ≥ 0. Default 0.' })
+    ),
     outputs: Type.Optional(
       Type.String({
         pattern: `^((${OUTPUT_NAMES.join('|')})(,(${OUTPUT_NAMES.join('|')}))*)?$`,

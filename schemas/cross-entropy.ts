@@ -58,6 +58,14 @@ export const CrossEntropyRequestSchema = Type.Object(
         description: "Mixes the one-hot target with the uniform distribution, as PyTorch's label_smoothing."
       })
     ),
+    z_loss: Type.Optional(
+      Type.Number({
+        default: 0,
+        minimum: 0,
+        description:
+          "Adds z_loss·logsumexp(x)² to each counted token's loss and to the gradient, as PaLM's auxiliary loss (Liger's lse_square_scale). Under mean that part is divided by count, whatever the weights."
+      })
+    ),
     weight: Type.Optional(
       Type.Array(Type.Number({ minimum: 0 }), {
         minItems: 1,

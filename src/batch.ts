@@ -22,6 +22,8 @@ export interface CrossEntropyBatch {
   reduction: Reduction
   ignoreIndex: number
   labelSmoothing: number
+  /** z-loss coefficient: z·lse² joins each counted token's loss (0: none). */
+  zLoss: number
   outputs: ReadonlySet<OutputName>
 }
 

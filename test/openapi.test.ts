@@ -26,7 +26,8 @@ describe('OpenAPI', () => {
       'ignore_index',
       'label_smoothing',
       'outputs',
-      'reduction'
+      'reduction',
+      'z_loss'
     ])
 
     const docs = await app.inject({ method: 'GET', url: '/docs/' })

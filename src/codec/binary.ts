@@ -78,6 +78,7 @@ export function decodeSafetensorsRequest(body: BinaryBody, query: BinaryQuery, a
     reduction: options.reduction,
     ignoreIndex: options.ignoreIndex,
     labelSmoothing: options.labelSmoothing,
+    zLoss: options.zLoss,
     outputs: options.outputs
   }
 }
@@ -86,6 +87,7 @@ interface Options {
   reduction: CrossEntropyBatch['reduction']
   ignoreIndex: number
   labelSmoothing: number
+  zLoss: number
   outputs: Set<OutputName>
 }
 
@@ -98,11 +100,14 @@ function readOptions(query: BinaryQuery): Options {
   if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) {
     throw new XentErrors.INVALID_REQUEST(`label_smoothing is ${query.label_smoothing}; it must be in [0, 1]`)
   }
+  const zLoss = query.z_loss === undefined ? 0 : Number(query.z_loss)
+  if (!Number.isFinite(zLoss))
+    throw new XentErrors.INVALID_REQUEST(`z_loss is ${query.z_loss}; it must be a finite number ≥ 0`)
   const names = query.outputs === undefined ? ['token_losses'] : query.outputs.split(',').filter((name) => name !== '')
   const outputs = new Set(names as OutputName[])
   if (outputs.size !== names.length)
     throw new XentErrors.INVALID_REQUEST(`outputs lists the same value twice: ${query.outputs}`)
-  return { reduction: query.reduction ?? 'mean', ignoreIndex, labelSmoothing, outputs }
+  return { reduction: query.reduction ?? 'mean', ignoreIndex, labelSmoothing, zLoss, outputs }
 }
 
 function checkShapes(logits: TensorInfo, targets: TensorInfo): { rows: number; vocab: number } {

@@ -49,6 +49,7 @@ export function decodeJsonRequest(body: CrossEntropyRequest, memorySource: Memor
       reduction: body.reduction ?? 'mean',
       ignoreIndex,
       labelSmoothing: body.label_smoothing ?? 0,
+      zLoss: body.z_loss ?? 0,
       outputs
     }
   } catch (error) {

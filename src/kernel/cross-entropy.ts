@@ -29,6 +29,8 @@ export interface CrossEntropyParams {
   classWeightSum: number
   /** Multiplies every gradient entry; see the module comment. */
   gradScale: number
+  /** The z-loss's gradient factor (2·z, ÷ count under mean), 0 without z-loss; see KernelRows. */
+  zGrad?: number
 }
 
 export interface CrossEntropyOutputs {
@@ -119,7 +121,8 @@ export function crossEntropyRows(
     if (gradients !== null) {
       const hardScale = gradScale * (1 - labelSmoothing) * targetWeight
       const softScale = gradScale * smoothingPerClass
-      const probScale = hardScale + softScale * classWeightSum
+      // z-loss (z·lse² a counted row; its loss is added by the caller) adds zGrad·lse·p_c.
+      const probScale = hardScale + softScale * classWeightSum + (params.zGrad ?? 0) * logSumExp
       for (let c = 0; c < vocab; c++) {
         const p = Math.exp(logits[base + c] - logSumExp)
         const w = weight === null ? 1 : weight[c]

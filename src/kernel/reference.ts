@@ -13,6 +13,8 @@ export interface ReferenceInput {
   ignoreIndex: number
   labelSmoothing: number
   reduction: Reduction
+  /** z-loss coefficient: z·logsumexp(x)² joins each counted row's loss; under mean, divided by count. */
+  zLoss?: number
 }
 
 export interface ReferenceOutput {
@@ -37,6 +39,8 @@ export function referenceCrossEntropy(input: ReferenceInput): ReferenceOutput {
   const nllLoss: number[] = [] // weighted: w[y]·(−log p[y])
   const smoothLoss: number[] = [] // Σ_c w[c]·(−log p[c])
   const plainNll: number[] = []
+  const zTerms: number[] = [] // z·lse², 0 where ignored
+  const z = input.zLoss ?? 0
   let targetWeightSum = 0
   let count = 0
   for (let i = 0; i < logits.length; i++) {
@@ -45,8 +49,13 @@ export function referenceCrossEntropy(input: ReferenceInput): ReferenceOutput {
     if (y === ignoreIndex) {
       nllLoss.push(0)
       smoothLoss.push(0)
+      zTerms.push(0)
       continue
     }
+    const row = logits[i]
+    const max = Math.max(...row)
+    const lse = max + Math.log(row.reduce((sum, x) => sum + Math.exp(x - max), 0))
+    zTerms.push(z * lse * lse)
     count++
     targetWeightSum += weight[y]
     plainNll.push(-logp[y])
@@ -56,10 +65,11 @@ export function referenceCrossEntropy(input: ReferenceInput): ReferenceOutput {
 
   // As PyTorch, the smoothing term exists only for label_smoothing > 0 (so a −Inf logit, whose
   // smoothing term is +Inf, costs nothing without smoothing instead of 0·Inf = NaN).
-  const tokenLoss =
+  const crossEntropy =
     labelSmoothing > 0
       ? nllLoss.map((nll, i) => (1 - labelSmoothing) * nll + (labelSmoothing / vocab) * smoothLoss[i])
       : nllLoss
+  const tokenLoss = z > 0 ? crossEntropy.map((loss, i) => loss + zTerms[i]) : crossEntropy
   const sum = (xs: number[]) => xs.reduce((acc, x) => acc + x, 0)
   let loss: number | number[] = sum(tokenLoss)
   if (reduction === 'none') loss = tokenLoss
@@ -68,6 +78,8 @@ export function referenceCrossEntropy(input: ReferenceInput): ReferenceOutput {
     loss =
       (1 - labelSmoothing) * (sum(nllLoss) / targetWeightSum) +
       (labelSmoothing / vocab) * (sum(smoothLoss) / targetWeightSum)
+    // The z-loss part divides by the count, whatever the weights.
+    if (z > 0) loss += sum(zTerms) / count
   }
   const perplexity = count === 0 ? Number.NaN : Math.exp(sum(plainNll) / count)
   return { loss, tokenLoss, perplexity }

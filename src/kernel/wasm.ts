@@ -61,6 +61,8 @@ export interface KernelRows {
   control: number
   /** Where each row's ROW_STATS float64s (./stats.ts) go (entropy, log-sum-exp, argmax), or 0 for none. */
   stats: number
+  /** d(z·lse²)/d lse per counted row, times the reduction's scale: 2·z (÷ count under mean); 0 without z-loss. */
+  zGrad: number
   /** The id its control word holds while it waits (not passed to the kernel). */
   taskId?: number
 }
@@ -108,6 +110,7 @@ export function instantiateKernel(
       call.nll,
       call.gradients,
       call.control,
-      call.stats
+      call.stats,
+      call.zGrad
     )
 }

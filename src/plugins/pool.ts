@@ -196,6 +196,7 @@ function warmUpBatch(arena: KernelArena): CrossEntropyBatch {
     reduction: 'mean',
     ignoreIndex: -100,
     labelSmoothing: 0,
+    zLoss: 0,
     outputs: new Set(['gradients'])
   }
 }

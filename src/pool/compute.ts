@@ -5,7 +5,7 @@ import { XentErrors } from '../errors.js'
 import { ANALYTICS_OUTPUTS, type Analytics, reduceAnalytics } from '../kernel/analytics.js'
 import { classWeightSum, summarizeTargets } from '../kernel/cross-entropy.js'
 import { gradientScale, reduceRows } from '../kernel/reduce.js'
-import { ROW_STATS } from '../kernel/stats.js'
+import { ROW_STATS, STAT_LOG_SUM_EXP } from '../kernel/stats.js'
 import { INVALID_NOT_FINITE, INVALID_ROW_REASON, type KernelRows, LOGITS_DTYPE } from '../kernel/wasm.js'
 import type { ControlWords, TaskControl } from './control.js'
 
@@ -40,6 +40,22 @@ export interface CrossEntropyResult {
   gradients: Float32Array | null
   /** The analytics outputs, when any was asked for. */
   analytics: Analytics | null
+}
+
+/**
+ * Adds z·lse² to each counted row's token loss (in place, so token_losses and reduction="none"
+ * include it) and returns their sum, in row order.
+ */
+function addZLoss(batch: CrossEntropyBatch, tokenLoss: Float64Array, stats: Float64Array): number {
+  let sum = 0
+  for (let row = 0; row < batch.rows; row++) {
+    if (batch.targets[row] === batch.ignoreIndex) continue
+    const lse = stats[row * ROW_STATS + STAT_LOG_SUM_EXP]
+    const term = batch.zLoss * lse * lse
+    tokenLoss[row] += term
+    sum += term
+  }
+  return sum
 }
 
 /** T for (B, T) targets; every row is one sequence for (N) targets. */
@@ -79,7 +95,10 @@ export async function computeCrossEntropy(
   const nll = batch.memory.float64(batch.rows)
   const gradients = batch.outputs.has('gradients') ? batch.memory.float32(batch.rows * batch.vocab) : null
   const wantsAnalytics = ANALYTICS_OUTPUTS.some((name) => batch.outputs.has(name))
-  const stats = wantsAnalytics ? batch.memory.float64(batch.rows * ROW_STATS) : null
+  // z-loss needs each row's log-sum-exp, which the stats carry.
+  const stats = wantsAnalytics || batch.zLoss > 0 ? batch.memory.float64(batch.rows * ROW_STATS) : null
+  // Under mean the z-loss part divides by count, whatever the class weights.
+  const zScale = batch.reduction === 'mean' ? (summary.count > 0 ? 1 / summary.count : 0) : 1
   const ranges = partitionRows(batch.rows, batch.vocab, maxTasks)
   const call = {
     logits: batch.logits.byteOffset,
@@ -94,7 +113,8 @@ export async function computeCrossEntropy(
     tokenLoss: tokenLoss.byteOffset,
     nll: nll.byteOffset,
     gradients: gradients?.byteOffset ?? 0,
-    stats: stats?.byteOffset ?? 0
+    stats: stats?.byteOffset ?? 0,
+    zGrad: 2 * batch.zLoss * zScale
   }
   const controls: Array<{ control: TaskControl; dequeue: AbortController }> = []
   // A task still queued is dropped from piscina's queue; one running stops at its next row (see
@@ -137,7 +157,8 @@ export async function computeCrossEntropy(
   const invalidRow = verdicts.find((row) => row >= 0)
   if (invalidRow !== undefined) throw invalidRowError(batch, invalidRow, tokenLoss[invalidRow])
 
-  const { loss, perplexity } = reduceRows(tokenLoss, nll, batch.reduction, summary)
+  let { loss, perplexity } = reduceRows(tokenLoss, nll, batch.reduction, summary)
+  if (batch.zLoss > 0 && stats !== null) loss += addZLoss(batch, tokenLoss, stats) * zScale
   const analytics =
     stats === null
       ? null

@@ -446,6 +446,7 @@ describe('WebAssembly SIMD kernel decodes every finite F16 and BF16 value', () =
           reduction: 'none',
           ignoreIndex: -100,
           labelSmoothing: 0,
+          zLoss: 0,
           outputs: new Set()
         },
         wasmRunner,
@@ -486,7 +487,8 @@ describe('WebAssembly SIMD kernel across calls', () => {
         nll: memory.float64(targets.length).byteOffset,
         gradients: gradients.byteOffset,
         control: 0,
-        stats: 0
+        stats: 0,
+        zGrad: 0
       })
       // Row 0 is valid, and its gradient waits for its last pass when row 1 turns out to hold NaN.
       const firstLogits = memory.float32(8)

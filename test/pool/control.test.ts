@@ -61,7 +61,8 @@ describe('task control words', () => {
         nll: memory.float64(3).byteOffset,
         gradients: 0,
         control: control.byteOffset,
-        stats: 0
+        stats: 0,
+        zGrad: 0
       }
       control[0] = TASK_CANCELLED
       expect(await wasmRunner(call)).toBe(ROWS_CANCELLED)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ANALYTICS_OUTPUTS } from '../../schemas/cross-entropy.js'
 import { f16ToFloat, floatToF16 } from '../../src/codec/half.js'
-import { referenceAnalytics } from '../../src/kernel/reference.js'
+import { referenceAnalytics, referenceCrossEntropy } from '../../src/kernel/reference.js'
 import { buildForFile, expectArrayClose, expectScalarClose, readSafetensorsAnswer, safetensorsFile } from '../helper.js'
 
 const app = await buildForFile()
@@ -143,5 +143,58 @@ describe('analytics outputs over HTTP', () => {
     })
     expect(query.statusCode).toBe(400)
     expect(query.json().message).toMatch(/outputs/)
+  })
+
+  it('takes z_loss in JSON and as a query parameter alike, and refuses a bad one by name', async () => {
+    const json = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy',
+      payload: { logits, targets, z_loss: 0.01, outputs: ['token_losses', 'z_loss'] }
+    })
+    expect(json.statusCode).toBe(200)
+    const plain = referenceCrossEntropy({
+      logits: flatLogits,
+      targets: flatTargets,
+      ignoreIndex: -100,
+      labelSmoothing: 0,
+      reduction: 'mean',
+      zLoss: 0.01
+    })
+    expectScalarClose(json.json().loss, plain.loss as number, 'loss')
+    expectArrayClose(json.json().token_losses.flat(), plain.tokenLoss, 'token_losses')
+    // The reported z_loss metric is the mean lse², whatever the coefficient.
+    expectScalarClose(json.json().z_loss, expected.zLoss, 'z_loss')
+
+    const binary = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy?z_loss=0.01',
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: safetensorsFile([
+        { name: 'logits', dtype: 'F32', shape: [2, 3, 5], data: Float32Array.from(flatLogits.flat()) },
+        { name: 'targets', dtype: 'I32', shape: [2, 3], data: Int32Array.from(flatTargets) }
+      ])
+    })
+    expect(binary.json().loss).toBe(json.json().loss)
+
+    for (const [z, where] of [
+      [-1, 'body'],
+      ['0.5', 'body']
+    ] as const) {
+      const bad = await app.inject({
+        method: 'POST',
+        url: '/v1/cross-entropy',
+        payload: { logits, targets, z_loss: z }
+      })
+      expect(bad.statusCode).toBe(400)
+      expect(bad.json().message, where).toMatch(/^z_loss /)
+    }
+    const badQuery = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy?z_loss=-1',
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: Buffer.alloc(16)
+    })
+    expect(badQuery.statusCode).toBe(400)
+    expect(badQuery.json().message).toMatch(/z_loss/)
   })
 })

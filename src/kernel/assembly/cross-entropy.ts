@@ -488,7 +488,8 @@ function rowsOf (
   nll: usize,
   gradients: usize,
   control: usize,
-  stats: usize
+  stats: usize,
+  zGrad: f64
 ): i32 {
   const elementShift: usize = dtype == DTYPE_F32 ? 2 : 1
   const smoothingPerClass = labelSmoothing / <f64>vocab
@@ -580,7 +581,8 @@ function rowsOf (
     if (gradients != 0) {
       const hardScale = gradScale * (1 - labelSmoothing) * targetWeight
       const softScale = gradScale * smoothingPerClass
-      const probScale = hardScale + softScale * classWeightSum
+      // z-loss, z·lse² a counted row, adds zGrad·lse·p_c (zGrad = 2z, scaled by the reduction).
+      const probScale = hardScale + softScale * classWeightSum + zGrad * logSumExp
       // The target's entry once more in float64, rounded once (see the reference kernel); it is
       // written after the row's last pass.
       const targetValue = <f32>(probScale * Math.exp(xTarget - logSumExp) - softScale * targetWeight - hardScale)
@@ -607,7 +609,8 @@ function rowsOf (
  * `gradients` is not 0, the row's gradient (float32). `weight` 0 means all ones. Returns
  * ALL_ROWS_VALID, or the first invalid row (its tokenLoss slot says why), or ROWS_CANCELLED
  * when the int32 at `control` (if not 0) turned TASK_CANCELLED before the last row. With `stats`
- * not 0, also each row's entropy, log-sum-exp and argmax (see STATS_BYTES).
+ * not 0, also each row's entropy, log-sum-exp and argmax (see STATS_BYTES). `zGrad` (2·z_loss,
+ * times 1/count under mean) adds the z-loss's gradient; its loss is added by the host.
  *
  * Each dtype gets its own inlined copy of the loops, with the dtype a constant in it: a branch
  * on the dtype inside the inner loops would cost more than the exp.
@@ -628,13 +631,14 @@ export function rows (
   nll: usize,
   gradients: usize,
   control: usize,
-  stats: usize
+  stats: usize,
+  zGrad: f64
 ): i32 {
   if (dtype == DTYPE_F16) {
-    return rowsOf(logits, DTYPE_F16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats)
+    return rowsOf(logits, DTYPE_F16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
   }
   if (dtype == DTYPE_BF16) {
-    return rowsOf(logits, DTYPE_BF16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats)
+    return rowsOf(logits, DTYPE_BF16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
   }
-  return rowsOf(logits, DTYPE_F32, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats)
+  return rowsOf(logits, DTYPE_F32, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
 }

@@ -1,0 +1,95 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import type { Reduction } from '../../schemas/cross-entropy.js'
+import { referenceCrossEntropy } from '../../src/kernel/reference.js'
+import type { TaskRunner } from '../../src/pool/compute.js'
+import { expectArrayClose, expectScalarClose } from '../helper.js'
+import { compute, type Problem, referenceRunner, wasmRunner } from './runners.js'
+
+const KERNELS: Array<[string, TaskRunner]> = [
+  ['TypeScript', referenceRunner],
+  ['WebAssembly SIMD', wasmRunner]
+]
+
+/** Problems with a z-loss coefficient, weights and smoothing now and then, ignored rows. */
+const zProblemArb: fc.Arbitrary<Problem & { z_loss: number }> = fc
+  .record({ rows: fc.integer({ min: 1, max: 5 }), vocab: fc.integer({ min: 2, max: 20 }) })
+  .chain(({ rows, vocab }) =>
+    fc.record({
+      logits: fc.array(
+        fc.array(
+          fc.integer({ min: -96, max: 96 }).map((k) => k / 16),
+          { minLength: vocab, maxLength: vocab }
+        ),
+        { minLength: rows, maxLength: rows }
+      ),
+      targets: fc.array(fc.oneof(fc.integer({ min: 0, max: vocab - 1 }), fc.constant(-100)), {
+        minLength: rows,
+        maxLength: rows
+      }),
+      weight: fc.option(
+        fc.array(
+          fc.integer({ min: 1, max: 64 }).map((k) => k / 32),
+          { minLength: vocab, maxLength: vocab }
+        ),
+        { nil: undefined }
+      ),
+      ignore_index: fc.constant(-100),
+      label_smoothing: fc.constantFrom(0, 0.125),
+      reduction: fc.constantFrom<Reduction>('mean', 'sum', 'none'),
+      z_loss: fc.integer({ min: 1, max: 64 }).map((k) => k / 256)
+    })
+  )
+
+const reference = (problem: Problem & { z_loss: number }, logits = problem.logits) =>
+  referenceCrossEntropy({
+    ...problem,
+    logits,
+    ignoreIndex: problem.ignore_index,
+    labelSmoothing: problem.label_smoothing,
+    zLoss: problem.z_loss
+  })
+
+describe.each(KERNELS)('%s kernel with z-loss', (_name, run) => {
+  it('adds z·lse² to each counted token loss, and to the loss (÷ count under mean)', async () => {
+    await fc.assert(
+      fc.asyncProperty(zProblemArb, async (problem) => {
+        const result = await compute(problem, run)
+        const expected = reference(problem)
+        expectArrayClose(Array.from(result.tokenLoss), expected.tokenLoss, 'token losses')
+        if (problem.reduction !== 'none') {
+          const loss = expected.loss as number
+          expectScalarClose(Number.isNaN(result.loss) ? null : result.loss, Number.isNaN(loss) ? null : loss, 'loss')
+        }
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it('gives the gradient of that loss (central finite differences)', async () => {
+    await fc.assert(
+      fc.asyncProperty(zProblemArb, async (problem) => {
+        const result = await compute(problem, run)
+        const scalarLoss = (logits: number[][]) => {
+          const { loss } = reference(problem, logits)
+          return Array.isArray(loss) ? loss.reduce((a, b) => a + b, 0) : loss
+        }
+        if (Number.isNaN(scalarLoss(problem.logits))) return
+        const h = 1e-4
+        const vocab = problem.logits[0].length
+        for (let r = 0; r < problem.logits.length; r++) {
+          for (let c = 0; c < vocab; c++) {
+            const plus = problem.logits.map((row) => row.slice())
+            const minus = problem.logits.map((row) => row.slice())
+            plus[r][c] += h
+            minus[r][c] -= h
+            const numeric = (scalarLoss(plus) - scalarLoss(minus)) / (2 * h)
+            const analytic = result.gradients[r * vocab + c]
+            expect(Math.abs(analytic - numeric)).toBeLessThan(1e-5 + 1e-4 * Math.abs(numeric))
+          }
+        }
+      }),
+      { numRuns: 100 }
+    )
+  })
+})
