@@ -7,14 +7,15 @@ import { classWeightSum, summarizeTargets } from '../kernel/cross-entropy.js'
 import { gradientScale, reduceRows } from '../kernel/reduce.js'
 import { ROW_STATS, STAT_LOG_SUM_EXP } from '../kernel/stats.js'
 import { INVALID_NOT_FINITE, INVALID_ROW_REASON, type KernelRows, LOGITS_DTYPE } from '../kernel/wasm.js'
-import type { ControlWords, TaskControl } from './control.js'
+import type { ControlWords } from './control.js'
+import { runRanges } from './tasks.js'
 
 /** Below this many logits a task is not worth posting to another worker. */
 export const MIN_ELEMENTS_PER_TASK = 1 << 16
 
 /**
  * Runs one row range (in a worker, or on this thread); resolves to the first invalid row, −1, or
- * ROWS_CANCELLED. `signal` aborts a task that no worker has claimed yet (see cancelTasks).
+ * ROWS_CANCELLED. `signal` aborts a task that no worker has claimed yet (see runRanges).
  */
 export type TaskRunner = (task: KernelRows, signal?: AbortSignal) => Promise<number>
 
@@ -88,8 +89,7 @@ export async function computeCrossEntropy(
   maxTasks: number,
   options: ComputeOptions = {}
 ): Promise<CrossEntropyResult> {
-  const { signal } = options
-  signal?.throwIfAborted()
+  options.signal?.throwIfAborted()
   const summary = summarizeTargets(batch.targets, batch.ignoreIndex, batch.weight)
   const tokenLoss = batch.memory.float64(batch.rows)
   const nll = batch.memory.float64(batch.rows)
@@ -116,43 +116,12 @@ export async function computeCrossEntropy(
     stats: stats?.byteOffset ?? 0,
     zGrad: 2 * batch.zLoss * zScale
   }
-  const controls: Array<{ control: TaskControl; dequeue: AbortController }> = []
-  // A task still queued is dropped from piscina's queue; one running stops at its next row (see
-  // ControlWords). Either way its promise settles, and only then is the batch's memory released.
-  const cancel = () => {
-    for (const { control, dequeue } of controls) {
-      const stage = control.cancel()
-      if (stage === 'queued') dequeue.abort()
-      if (stage !== null) options.onCancelled?.(stage)
-    }
-  }
-  signal?.addEventListener('abort', cancel, { once: true })
-  let settled: Array<PromiseSettledResult<number>>
-  try {
-    const tasks = ranges.map(([rowStart, rowEnd]) => {
-      const dequeue = new AbortController()
-      let control: TaskControl | undefined
-      if (options.controls !== undefined) {
-        control = options.controls.acquire()
-        if (control === undefined) return Promise.reject(new XentErrors.QUEUE_FULL())
-        controls.push({ control, dequeue })
-      }
-      const task = { ...call, rowStart, rowEnd, control: control?.address ?? 0, taskId: control?.id ?? 0 }
-      return run(task, dequeue.signal).catch((error: unknown) => {
-        // One task failed (a full queue, a worker that died): the others need not run on.
-        if (signal?.aborted !== true) cancel()
-        throw error
-      })
-    })
-    settled = await Promise.allSettled(tasks)
-  } finally {
-    signal?.removeEventListener('abort', cancel)
-    for (const { control } of controls) control.release()
-  }
-  if (signal?.aborted === true) throw signal.reason
-  const failed = settled.find((outcome) => outcome.status === 'rejected')
-  if (failed !== undefined) throw failed.reason
-  const verdicts = settled.map((outcome) => (outcome as PromiseFulfilledResult<number>).value)
+  const verdicts = await runRanges(
+    ranges,
+    (rowStart, rowEnd, control, taskId) => ({ ...call, rowStart, rowEnd, control, taskId }),
+    run,
+    options
+  )
   // Ranges are in row order, so the first verdict that names a row names the first bad row.
   const invalidRow = verdicts.find((row) => row >= 0)
   if (invalidRow !== undefined) throw invalidRowError(batch, invalidRow, tokenLoss[invalidRow])
