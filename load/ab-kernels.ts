@@ -61,18 +61,18 @@ function rate(kernel: (typeof kernels)[number], withGradients: boolean): number 
 }
 const runs = kernels.map(() => ({ forward: [] as number[], forwardBackward: [] as number[] }))
 for (let round = 0; round < Number(values.rounds) + 2; round++) {
-  kernels.forEach((kernel, i) => {
+  for (const [i, kernel] of kernels.entries()) {
     const forward = rate(kernel, false)
     const forwardBackward = rate(kernel, true)
     if (round >= 2) {
       runs[i].forward.push(forward)
       runs[i].forwardBackward.push(forwardBackward)
     }
-  })
+  }
 }
 const median = (list: number[]) => list.sort((a, b) => a - b)[list.length >> 1].toFixed(0)
-positionals.forEach((file, i) =>
+for (const [i, file] of positionals.entries()) {
   console.log(
     `${file}: forward ${median(runs[i].forward)}, forward+gradient ${median(runs[i].forwardBackward)} M elements/s`
   )
-)
+}

@@ -18,6 +18,7 @@ import shutdown from './plugins/shutdown.js'
 import swagger from './plugins/swagger.js'
 import crossEntropyRoutes from './routes/cross-entropy.js'
 import healthRoutes from './routes/health.js'
+import logprobsRoutes from './routes/logprobs.js'
 
 const MIB = 1024 * 1024
 
@@ -84,5 +85,6 @@ export async function buildApp(settings: Partial<AppConfig> = {}, options: AppOp
   await app.register(binaryBody)
   await app.register(healthRoutes)
   await app.register(crossEntropyRoutes)
+  await app.register(logprobsRoutes)
   return app
 }

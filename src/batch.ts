@@ -46,3 +46,30 @@ export function batchBytes(rows: number, vocab: number, bytesPerLogit: number, g
   const outputs = rows * 16 + (gradients ? rows * vocab * 4 : 0)
   return inputs + outputs + 6 * perTensorSlack
 }
+
+/** A logprobs request, decoded into kernel memory. */
+export interface LogprobsBatch {
+  memory: ArenaGroup
+  logits: Float32Array | Uint16Array
+  logitsDtype: LogitsDtype
+  /** null when no targets were sent. */
+  targets: Int32Array | null
+  rows: number
+  vocab: number
+  logitsShape: number[]
+  /** The leading dimensions of logits: (B, T) or (N). */
+  leadingShape: number[]
+  ignoreIndex: number
+  /** 0 for no top-k output. */
+  topK: number
+  /** 0 for none. */
+  softcap: number
+  temperature: number
+  entropy: boolean
+}
+
+/** Kernel memory one logprobs request needs: its tensors and every output, with room for alignment. */
+export function logprobsBytes(rows: number, vocab: number, bytesPerLogit: number, topK: number): number {
+  const perTensorSlack = 128
+  return rows * vocab * bytesPerLogit + rows * 4 + rows * (8 + 8 + topK * 12) + 6 * perTensorSlack
+}

@@ -15,7 +15,13 @@ describe('OpenAPI', () => {
     expect(spec.statusCode).toBe(200)
     const document = spec.json()
     expect(document.openapi).toBe('3.1.0')
-    expect(Object.keys(document.paths).sort()).toEqual(['/healthz', '/metrics', '/readyz', '/v1/cross-entropy'])
+    expect(Object.keys(document.paths).sort()).toEqual([
+      '/healthz',
+      '/metrics',
+      '/readyz',
+      '/v1/cross-entropy',
+      '/v1/logprobs'
+    ])
     const post = document.paths['/v1/cross-entropy'].post
     expect(Object.keys(post.requestBody.content).sort()).toEqual(['application/json', 'application/octet-stream'])
     expect(post.requestBody.content['application/json'].schema.additionalProperties).toBe(false)

@@ -110,11 +110,11 @@ function readOptions(query: BinaryQuery): Options {
   return { reduction: query.reduction ?? 'mean', ignoreIndex, labelSmoothing, zLoss, outputs }
 }
 
-function checkShapes(logits: TensorInfo, targets: TensorInfo): { rows: number; vocab: number } {
+export function checkShapes(logits: TensorInfo, targets: TensorInfo | undefined): { rows: number; vocab: number } {
   if (!LOGITS_DTYPES.has(logits.dtype)) {
     throw new XentErrors.INVALID_SAFETENSORS(`logits are ${logits.dtype}; send F32, F16 or BF16`)
   }
-  if (!TARGETS_DTYPES.has(targets.dtype)) {
+  if (targets !== undefined && !TARGETS_DTYPES.has(targets.dtype)) {
     throw new XentErrors.INVALID_SAFETENSORS(`targets are ${targets.dtype}; send I32 or I64`)
   }
   if (logits.shape.length !== 2 && logits.shape.length !== 3) {
@@ -128,7 +128,10 @@ function checkShapes(logits: TensorInfo, targets: TensorInfo): { rows: number; v
       `logits have shape ${JSON.stringify(logits.shape)}; dimension ${emptyAt} is empty`
     )
   const leading = logits.shape.slice(0, -1)
-  if (targets.shape.length !== leading.length || targets.shape.some((d, i) => d !== leading[i])) {
+  if (
+    targets !== undefined &&
+    (targets.shape.length !== leading.length || targets.shape.some((d, i) => d !== leading[i]))
+  ) {
     throw new XentErrors.SHAPE_MISMATCH(
       `targets have shape ${JSON.stringify(targets.shape)}; logits of shape ${JSON.stringify(logits.shape)} need ${JSON.stringify(leading)}`
     )
@@ -138,7 +141,7 @@ function checkShapes(logits: TensorInfo, targets: TensorInfo): { rows: number; v
 }
 
 /** The logits where they lie, or, only if the sender misaligned them, one aligned copy. */
-function logitsView(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): Float32Array | Uint16Array {
+export function logitsView(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): Float32Array | Uint16Array {
   const size = info.dtype === 'F32' ? 4 : 2
   const length = (info.end - info.begin) / size
   let start = bytes.byteOffset + info.begin
@@ -165,7 +168,13 @@ function alignedCopy(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): U
   return copy
 }
 
-function copyTargets(bytes: Uint8Array, info: TensorInfo, vocab: number, ignoreIndex: number, into: Int32Array): void {
+export function copyTargets(
+  bytes: Uint8Array,
+  info: TensorInfo,
+  vocab: number,
+  ignoreIndex: number,
+  into: Int32Array
+): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset + info.begin, info.end - info.begin)
   const wide = info.dtype === 'I64'
   for (let i = 0; i < into.length; i++) {

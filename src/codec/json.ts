@@ -1,9 +1,11 @@
 import type { CrossEntropyRequest, CrossEntropyResponse, OutputName } from '../../schemas/cross-entropy.js'
 import { DEFAULT_IGNORE_INDEX } from '../../schemas/cross-entropy.js'
-import { type Admission, batchBytes, type CrossEntropyBatch } from '../batch.js'
+import type { LogprobsRequest, LogprobsResponse } from '../../schemas/logprobs.js'
+import { type Admission, batchBytes, type CrossEntropyBatch, type LogprobsBatch, logprobsBytes } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import type { ArenaGroup } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
+import type { LogprobsResult } from '../pool/logprobs.js'
 import { formatPosition, targetOutOfRange } from './schema-errors.js'
 
 /**
@@ -69,12 +71,16 @@ function isMatrix(logits: CrossEntropyRequest['logits']): logits is number[][] {
   return !Array.isArray(logits[0][0])
 }
 
-function measureShapes(logits: CrossEntropyRequest['logits'], targets: CrossEntropyRequest['targets']): Shapes {
-  const targetsAreMatrix = Array.isArray(targets[0])
+function measureShapes(
+  logits: CrossEntropyRequest['logits'],
+  targets: CrossEntropyRequest['targets'] | undefined
+): Shapes {
+  const targetsAreMatrix = targets !== undefined && Array.isArray(targets[0])
   if (isMatrix(logits)) {
     const n = logits.length
     const vocab = logits[0].length
     for (let i = 1; i < n; i++) expectLength(logits[i], vocab, ['logits', i], 'logits[0]')
+    if (targets === undefined) return { rows: n, vocab, logitsShape: [n, vocab], targetsShape: [n] }
     if (targetsAreMatrix) {
       throw new XentErrors.SHAPE_MISMATCH(
         `targets must be a flat array of ${n} integers to match logits shaped (N, V) = (${n}, ${vocab}), got a nested array`
@@ -94,6 +100,7 @@ function measureShapes(logits: CrossEntropyRequest['logits'], targets: CrossEntr
       if (i > 0 || j > 0) expectLength(batch[i][j], vocab, ['logits', i, j], 'logits[0][0]')
     }
   }
+  if (targets === undefined) return { rows: b * t, vocab, logitsShape: [b, t, vocab], targetsShape: [b, t] }
   if (!targetsAreMatrix) {
     throw new XentErrors.SHAPE_MISMATCH(
       `targets must be shaped (B, T) = (${b}, ${t}) to match logits shaped (B, T, V) = (${b}, ${t}, ${vocab}), got a flat array`
@@ -235,4 +242,62 @@ export function reshape(flat: Float32Array | Float64Array | Int32Array, shape: n
   const outer: number[][][] = []
   for (let i = 0; i < shape[0]; i++) outer.push(leaves.slice(i * shape[1], (i + 1) * shape[1]))
   return outer
+}
+
+/** A logprobs request into kernel memory: the same shapes and checks as a cross-entropy one. */
+export function decodeLogprobsJson(body: LogprobsRequest, memorySource: MemorySource): LogprobsBatch {
+  const ignoreIndex = body.ignore_index ?? DEFAULT_IGNORE_INDEX
+  const { rows, vocab, logitsShape, targetsShape } = measureShapes(body.logits, body.targets)
+  const topK = body.top_k ?? 0
+  if (body.targets === undefined && topK === 0 && body.outputs?.includes('entropy') !== true) {
+    throw new XentErrors.INVALID_REQUEST('nothing to compute: send targets, top_k, or outputs with entropy')
+  }
+  if (topK > vocab) throw new XentErrors.INVALID_REQUEST(`top_k is ${topK}, more than the ${vocab} classes of logits`)
+  memorySource.admit({ elements: rows * vocab, logitsShape, bytes: logprobsBytes(rows, vocab, 4, topK) })
+  const memory = memorySource.group()
+  try {
+    const logits = memory.float32(rows * vocab)
+    copyLogits(body.logits, logitsShape, logits)
+    let targets: Int32Array | null = null
+    if (body.targets !== undefined) {
+      targets = memory.int32(rows)
+      copyTargets(body.targets, vocab, ignoreIndex, targets)
+    }
+    return {
+      memory,
+      logits,
+      logitsDtype: 'F32',
+      targets,
+      rows,
+      vocab,
+      logitsShape,
+      leadingShape: targetsShape,
+      ignoreIndex,
+      topK,
+      softcap: body.softcap ?? 0,
+      temperature: body.temperature ?? 1,
+      entropy: body.outputs?.includes('entropy') === true
+    }
+  } catch (error) {
+    memory.release()
+    throw error
+  }
+}
+
+/** Builds the JSON answer of a logprobs request. */
+export function encodeLogprobsJson(batch: LogprobsBatch, result: LogprobsResult): LogprobsResponse {
+  const response: LogprobsResponse = {}
+  const leading = batch.leadingShape
+  if (result.targetLogprobs !== null) {
+    response.target_logprobs = reshape(result.targetLogprobs, leading) as number[] | number[][]
+  }
+  if (result.topIds !== null && result.topLogprobs !== null) {
+    const shape = [...leading, batch.topK]
+    response.top_k = {
+      ids: reshape(result.topIds, shape) as number[][] | number[][][],
+      logprobs: reshape(result.topLogprobs, shape) as number[][] | number[][][]
+    }
+  }
+  if (result.entropy !== null) response.entropy = reshape(result.entropy, leading) as number[] | number[][]
+  return response
 }

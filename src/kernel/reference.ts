@@ -149,3 +149,37 @@ export function referenceAnalytics(
     zLoss: mean(lseSquares)
   }
 }
+
+export interface ReferenceLogprobs {
+  targetLogprobs: number[]
+  topIds: number[][]
+  topLogprobs: number[][]
+  entropy: number[]
+}
+
+/**
+ * Logprobs, textbook style: each logit soft-capped (c·tanh(x/c)), then divided by the
+ * temperature, then log_softmax; the top k by sorting every class (the lower id first on ties);
+ * entropy as −Σ p·log p.
+ */
+export function referenceLogprobs(
+  logits: number[][],
+  targets: number[] | null,
+  options: { softcap: number; temperature: number; topK: number; ignoreIndex: number }
+): ReferenceLogprobs {
+  const result: ReferenceLogprobs = { targetLogprobs: [], topIds: [], topLogprobs: [], entropy: [] }
+  logits.forEach((row, i) => {
+    const scaled = row.map(
+      (x) =>
+        (options.softcap > 0 && x !== Number.NEGATIVE_INFINITY ? options.softcap * Math.tanh(x / options.softcap) : x) /
+        options.temperature
+    )
+    const logp = logSoftmax(scaled)
+    if (targets !== null) result.targetLogprobs.push(targets[i] === options.ignoreIndex ? 0 : logp[targets[i]])
+    const order = logp.map((_, c) => c).sort((a, b) => logp[b] - logp[a] || a - b)
+    result.topIds.push(order.slice(0, options.topK))
+    result.topLogprobs.push(order.slice(0, options.topK).map((c) => logp[c]))
+    result.entropy.push(-logp.reduce((sum, lp) => (lp === Number.NEGATIVE_INFINITY ? sum : sum + Math.exp(lp) * lp), 0))
+  })
+  return result
+}

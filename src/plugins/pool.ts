@@ -2,13 +2,14 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Piscina } from 'piscina'
-import type { Admission, CrossEntropyBatch } from '../batch.js'
+import type { Admission, CrossEntropyBatch, LogprobsBatch } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import { type KernelRows, kernelModule } from '../kernel/wasm.js'
 import { KernelArena } from '../pool/arena.js'
 import { type CrossEntropyResult, computeCrossEntropy } from '../pool/compute.js'
 import { ControlWords } from '../pool/control.js'
 import type { Fault } from '../pool/faults.js'
+import { computeLogprobs, type LogprobsResult, type LogprobsTask } from '../pool/logprobs.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,6 +23,8 @@ declare module 'fastify' {
     isReady: () => boolean
     /** Turns /readyz 503 ahead of close(), while requests are still served (SHUTDOWN_DELAY_MS). */
     stopReadiness: () => void
+    /** Runs a logprobs batch on the worker pool. */
+    logprobs: (batch: LogprobsBatch, options?: RunOptions) => Promise<LogprobsResult>
     /** The pool as /metrics shows it. */
     poolStats: () => PoolStats
     /**
@@ -70,7 +73,7 @@ const workerFile = fileURLToPath(new URL(`../pool/worker.${fromSources ? 'ts' : 
 
 async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   const arena = new KernelArena(opts.memoryMegabytes)
-  const piscina = new Piscina<KernelRows & { fault?: Fault }, number>({
+  const piscina = new Piscina<(KernelRows & { fault?: Fault }) | LogprobsTask, number>({
     filename: workerFile,
     minThreads: opts.threads,
     maxThreads: opts.threads,
@@ -96,37 +99,57 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
     }
     arena.requireCapacity(bytes)
   })
-  app.decorate('crossEntropy', (batch: CrossEntropyBatch, options: RunOptions = {}) => {
-    if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
-    const fault = opts.injectFaults ? options.fault : undefined
-    const run = async (task: KernelRows, signal?: AbortSignal) => {
-      // piscina's own maxQueue check counts only tasks without an AbortSignal (tasks with one
-      // wait in a queue of their own), so the bound is kept here: every worker busy and
-      // MAX_QUEUE tasks waiting means full.
-      if (pendingTasks >= opts.threads + opts.maxQueue) throw new XentErrors.QUEUE_FULL()
-      pendingTasks++
-      try {
-        return await piscina.run(fault === undefined ? task : { ...task, fault }, { signal })
-      } catch (error) {
-        if (signal?.aborted === true) throw error
-        if (error instanceof Error && QUEUE_FULL_MESSAGES.has(error.message)) throw new XentErrors.QUEUE_FULL()
-        // The task threw, or its worker died (out of memory, or exited); piscina replaces a dead
-        // worker by itself. The cause goes to the log, never to the client.
-        app.log.error({ err: error, reqId: options.requestId }, 'a worker failed')
-        throw new XentErrors.WORKER_FAILED(options.requestId ?? 'unknown')
-      } finally {
-        pendingTasks--
-      }
+  /** Posts one task to piscina (to `name`, the worker's named export), with the pool's rules. */
+  async function post<Task extends object>(
+    task: Task,
+    name: 'default' | 'logprobs',
+    signal: AbortSignal | undefined,
+    requestId: string | undefined
+  ): Promise<number> {
+    // piscina's own maxQueue check counts only tasks without an AbortSignal (tasks with one
+    // wait in a queue of their own), so the bound is kept here: every worker busy and
+    // MAX_QUEUE tasks waiting means full.
+    if (pendingTasks >= opts.threads + opts.maxQueue) throw new XentErrors.QUEUE_FULL()
+    pendingTasks++
+    try {
+      return await piscina.run(task as KernelRows, { signal, name })
+    } catch (error) {
+      if (signal?.aborted === true) throw error
+      if (error instanceof Error && QUEUE_FULL_MESSAGES.has(error.message)) throw new XentErrors.QUEUE_FULL()
+      // The task threw, or its worker died (out of memory, or exited); piscina replaces a dead
+      // worker by itself. The cause goes to the log, never to the client.
+      app.log.error({ err: error, reqId: requestId }, 'a worker failed')
+      throw new XentErrors.WORKER_FAILED(requestId ?? 'unknown')
+    } finally {
+      pendingTasks--
     }
-    const computation = computeCrossEntropy(batch, run, opts.threads, {
-      controls,
-      signal: options.signal,
-      onCancelled: (stage) => app.metrics.cancelledTasks.inc({ stage })
-    })
+  }
+
+  /** Tracks a computation, so that close() waits for it. */
+  function track<T>(computation: Promise<T>): Promise<T> {
     inFlight.add(computation)
     const forget = () => inFlight.delete(computation)
     computation.then(forget, forget)
     return computation
+  }
+
+  const computeOptions = (options: RunOptions) => ({
+    controls,
+    signal: options.signal,
+    onCancelled: (stage: 'queued' | 'running') => app.metrics.cancelledTasks.inc({ stage })
+  })
+
+  app.decorate('crossEntropy', (batch: CrossEntropyBatch, options: RunOptions = {}) => {
+    if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
+    const fault = opts.injectFaults ? options.fault : undefined
+    const run = (task: KernelRows, signal?: AbortSignal) =>
+      post(fault === undefined ? task : { ...task, fault }, 'default', signal, options.requestId)
+    return track(computeCrossEntropy(batch, run, opts.threads, computeOptions(options)))
+  })
+  app.decorate('logprobs', (batch: LogprobsBatch, options: RunOptions = {}) => {
+    if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
+    const run = (task: LogprobsTask, signal?: AbortSignal) => post(task, 'logprobs', signal, options.requestId)
+    return track(computeLogprobs(batch, run, opts.threads, computeOptions(options)))
   })
   // Shedding a request before its body is parsed keeps the main thread free for the requests it
   // has taken, and for the probes, under a flood.

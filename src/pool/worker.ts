@@ -4,6 +4,7 @@ import { workerData } from 'piscina'
 import { instantiateKernel, type KernelRows, ROWS_CANCELLED } from '../kernel/wasm.js'
 import { claimTask } from './control.js'
 import { type Fault, injectFault } from './faults.js'
+import { type LogprobsTask, runLogprobsTask } from './logprobs.js'
 
 const { memory, module } = workerData as { memory: WebAssembly.Memory; module: WebAssembly.Module }
 const kernel = instantiateKernel(memory, module)
@@ -16,4 +17,9 @@ export default function runRows(task: KernelRows & { fault?: Fault }): number {
   if (task.control !== 0 && !claimTask(words, task.control, task.taskId ?? 0)) return ROWS_CANCELLED
   if (task.fault !== undefined) return injectFault(task.fault, task, kernel)
   return kernel(task)
+}
+
+/** Named task (piscina's `name`): one row range of a logprobs batch. */
+export function logprobs(task: LogprobsTask): number {
+  return runLogprobsTask(memory.buffer, words, task)
 }

@@ -87,7 +87,7 @@ const orNull = (x: number) => (Number.isFinite(x) ? x : null)
 /** Element by element at the fixtures' tolerance, NaN and ±Inf standing for null. */
 function expectNullableClose(actual: number[], expected: number[], what: string): void {
   expect(actual.length).toBe(expected.length)
-  actual.forEach((value, i) => expectScalarClose(orNull(value), orNull(expected[i]), `${what}[${i}]`))
+  for (const [i, value] of actual.entries()) expectScalarClose(orNull(value), orNull(expected[i]), `${what}[${i}]`)
 }
 
 describe.each(KERNELS)('%s kernel: analytics outputs against a float64 reference', (_name, run) => {
