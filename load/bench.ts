@@ -113,6 +113,7 @@ async function poolRunner(threads: number) {
     ignoreIndex: -100,
     labelSmoothing: 0,
     zLoss: 0,
+    softcap: 0,
     outputs: new Set(['gradients'])
   }
   return {

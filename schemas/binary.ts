@@ -20,6 +20,9 @@ export const BinaryQuerySchema = Type.Object(
     z_loss: Type.Optional(
       Type.String({ pattern: '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$', description: 'A number ≥ 0. Default 0.' })
     ),
+    softcap: Type.Optional(
+      Type.String({ pattern: '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$', description: 'A number > 0.' })
+    ),
     outputs: Type.Optional(
       Type.String({
         pattern: `^((${OUTPUT_NAMES.join('|')})(,(${OUTPUT_NAMES.join('|')}))*)?$`,

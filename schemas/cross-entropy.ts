@@ -66,6 +66,13 @@ export const CrossEntropyRequestSchema = Type.Object(
           "Adds z_loss·logsumexp(x)² to each counted token's loss and to the gradient, as PaLM's auxiliary loss (Liger's lse_square_scale). Under mean that part is divided by count, whatever the weights."
       })
     ),
+    softcap: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        description:
+          'Logits become softcap·tanh(logits/softcap) before everything else, as in Gemma 2; gradients flow through the tanh.'
+      })
+    ),
     weight: Type.Optional(
       Type.Array(Type.Number({ minimum: 0 }), {
         minItems: 1,

@@ -24,6 +24,8 @@ export interface CrossEntropyBatch {
   labelSmoothing: number
   /** z-loss coefficient: z·lse² joins each counted token's loss (0: none). */
   zLoss: number
+  /** c > 0: logits become c·tanh(x/c) before everything else (0: none). */
+  softcap: number
   outputs: ReadonlySet<OutputName>
 }
 

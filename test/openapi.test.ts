@@ -33,6 +33,7 @@ describe('OpenAPI', () => {
       'label_smoothing',
       'outputs',
       'reduction',
+      'softcap',
       'z_loss'
     ])
 

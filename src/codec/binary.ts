@@ -79,6 +79,7 @@ export function decodeSafetensorsRequest(body: BinaryBody, query: BinaryQuery, a
     ignoreIndex: options.ignoreIndex,
     labelSmoothing: options.labelSmoothing,
     zLoss: options.zLoss,
+    softcap: options.softcap,
     outputs: options.outputs
   }
 }
@@ -88,6 +89,7 @@ interface Options {
   ignoreIndex: number
   labelSmoothing: number
   zLoss: number
+  softcap: number
   outputs: Set<OutputName>
 }
 
@@ -103,11 +105,15 @@ function readOptions(query: BinaryQuery): Options {
   const zLoss = query.z_loss === undefined ? 0 : Number(query.z_loss)
   if (!Number.isFinite(zLoss))
     throw new XentErrors.INVALID_REQUEST(`z_loss is ${query.z_loss}; it must be a finite number ≥ 0`)
+  const softcap = query.softcap === undefined ? 0 : Number(query.softcap)
+  if (query.softcap !== undefined && !(softcap > 0 && Number.isFinite(softcap))) {
+    throw new XentErrors.INVALID_REQUEST(`softcap is ${query.softcap}; it must be a finite number > 0`)
+  }
   const names = query.outputs === undefined ? ['token_losses'] : query.outputs.split(',').filter((name) => name !== '')
   const outputs = new Set(names as OutputName[])
   if (outputs.size !== names.length)
     throw new XentErrors.INVALID_REQUEST(`outputs lists the same value twice: ${query.outputs}`)
-  return { reduction: query.reduction ?? 'mean', ignoreIndex, labelSmoothing, zLoss, outputs }
+  return { reduction: query.reduction ?? 'mean', ignoreIndex, labelSmoothing, zLoss, softcap, outputs }
 }
 
 export function checkShapes(logits: TensorInfo, targets: TensorInfo | undefined): { rows: number; vocab: number } {

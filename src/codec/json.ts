@@ -52,6 +52,7 @@ export function decodeJsonRequest(body: CrossEntropyRequest, memorySource: Memor
       ignoreIndex,
       labelSmoothing: body.label_smoothing ?? 0,
       zLoss: body.z_loss ?? 0,
+      softcap: body.softcap ?? 0,
       outputs
     }
   } catch (error) {

@@ -14,6 +14,7 @@
  * where scale is 1/Σ_i w_{y_i} for `mean`, 1 for `sum` and `none` (the gradient of the sum).
  */
 
+import { bf16ToFloat, f16ToFloat } from '../codec/half.js'
 import { ROW_STATS, STAT_ARGMAX, STAT_ENTROPY, STAT_LOG_SUM_EXP } from './stats.js'
 
 export interface CrossEntropyParams {
@@ -31,6 +32,10 @@ export interface CrossEntropyParams {
   gradScale: number
   /** The z-loss's gradient factor (2·z, ÷ count under mean), 0 without z-loss; see KernelRows. */
   zGrad?: number
+  /** c > 0: every logit becomes c·tanh(x/c) first (Gemma 2), and the gradient flows through it. */
+  softcap?: number
+  /** 0 for F32 (the default), 1 for F16, 2 for BF16 words in a Uint16Array. */
+  logitsDtype?: number
 }
 
 export interface CrossEntropyOutputs {
@@ -47,22 +52,30 @@ export interface CrossEntropyOutputs {
   stats?: Float64Array | null
 }
 
+/** What crossEntropyRows returns when every row was valid; otherwise the first invalid row. */
+export const PLAIN_ROWS_VALID = -1
+
 /**
  * Runs rows [rowStart, rowEnd) of the batch. Targets must already be validated: each is either
- * `ignoreIndex` or in [0, vocab). Logits must be finite.
+ * `ignoreIndex` or in [0, vocab). Returns PLAIN_ROWS_VALID, or the first row holding NaN or +Inf,
+ * or (counted) −Inf everywhere or at its target, as the WebAssembly kernel refuses them.
  */
 export function crossEntropyRows(
-  logits: Float32Array,
+  logits: Float32Array | Uint16Array,
   targets: Int32Array,
   params: CrossEntropyParams,
   rowStart: number,
   rowEnd: number,
   out: CrossEntropyOutputs
-): void {
+): number {
   const { vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale } = params
   const { tokenLoss, nll, gradients } = out
   const stats = out.stats ?? null
   const smoothingPerClass = labelSmoothing / vocab
+  const softcap = params.softcap ?? 0
+  const decode = params.logitsDtype === 1 ? f16ToFloat : params.logitsDtype === 2 ? bf16ToFloat : null
+  // One row at a time, decoded and soft-capped, in float64.
+  const x = new Float64Array(vocab)
 
   for (let row = rowStart; row < rowEnd; row++) {
     const base = row * vocab
@@ -71,9 +84,12 @@ export function crossEntropyRows(
     let max = -Infinity
     let argmax = 0
     for (let c = 0; c < vocab; c++) {
-      const x = logits[base + c]
-      if (x > max) {
-        max = x
+      const raw = decode === null ? logits[base + c] : decode(logits[base + c])
+      if (Number.isNaN(raw) || raw === Number.POSITIVE_INFINITY) return row
+      // A masked (−Inf) logit stays masked: tanh would bring it back as −c.
+      x[c] = softcap > 0 && raw !== Number.NEGATIVE_INFINITY ? softcap * Math.tanh(raw / softcap) : raw
+      if (x[c] > max) {
+        max = x[c]
         argmax = c
       }
     }
@@ -84,13 +100,14 @@ export function crossEntropyRows(
       if (stats !== null) stats.set([0, 0, argmax], row * ROW_STATS)
       continue
     }
+    if (max === Number.NEGATIVE_INFINITY || x[target] === Number.NEGATIVE_INFINITY) return row
 
     // Subtracting the row max keeps every exponent ≤ 0, so exp never overflows; the sum is in
     // float64 (JS numbers), and at least one term is exactly 1, so the log is finite.
     let sumExp = 0
     let shiftedSum = 0 // Σ e·(x − max), for the entropy; a masked (−Inf) logit adds 0, not 0·−Inf
     for (let c = 0; c < vocab; c++) {
-      const shifted = logits[base + c] - max
+      const shifted = x[c] - max
       const e = Math.exp(shifted)
       sumExp += e
       if (e > 0) shiftedSum += e * shifted
@@ -102,16 +119,16 @@ export function crossEntropyRows(
       stats[row * ROW_STATS + STAT_ARGMAX] = argmax
     }
 
-    const rowNll = logSumExp - logits[base + target]
+    const rowNll = logSumExp - x[target]
     const targetWeight = weight === null ? 1 : weight[target]
     let loss = (1 - labelSmoothing) * targetWeight * rowNll
     if (labelSmoothing > 0) {
       // Σ_c w_c·(lse − x_c) = W_all·lse − Σ_c w_c·x_c
       let weightedLogits = 0
       if (weight === null) {
-        for (let c = 0; c < vocab; c++) weightedLogits += logits[base + c]
+        for (let c = 0; c < vocab; c++) weightedLogits += x[c]
       } else {
-        for (let c = 0; c < vocab; c++) weightedLogits += weight[c] * logits[base + c]
+        for (let c = 0; c < vocab; c++) weightedLogits += weight[c] * x[c]
       }
       loss += smoothingPerClass * (classWeightSum * logSumExp - weightedLogits)
     }
@@ -123,19 +140,24 @@ export function crossEntropyRows(
       const softScale = gradScale * smoothingPerClass
       // z-loss (z·lse² a counted row; its loss is added by the caller) adds zGrad·lse·p_c.
       const probScale = hardScale + softScale * classWeightSum + (params.zGrad ?? 0) * logSumExp
+      // Through the softcap: d(c·tanh(x/c))/dx = 1 − tanh²(x/c) = 1 − (capped/c)².
+      // A masked logit is a constant: its slope is 0 (not 0·−Inf).
+      const through = (c: number) =>
+        softcap > 0 ? (x[c] === Number.NEGATIVE_INFINITY ? 0 : 1 - (x[c] / softcap) ** 2) : 1
       for (let c = 0; c < vocab; c++) {
-        const p = Math.exp(logits[base + c] - logSumExp)
+        const p = Math.exp(x[c] - logSumExp)
         const w = weight === null ? 1 : weight[c]
-        gradients[base + c] = probScale * p - softScale * w
+        gradients[base + c] = (probScale * p - softScale * w) * through(c)
       }
       // The target's entry again, with −hardScale applied in float64 before the one rounding to
       // float32: subtracting from the stored float32 would round twice, and where p[target] ≈ 1
       // the first rounding error would dwarf the small result.
       const targetWeightedSoft = softScale * (weight === null ? 1 : weight[target])
       gradients[base + target] =
-        probScale * Math.exp(logits[base + target] - logSumExp) - targetWeightedSoft - hardScale
+        (probScale * Math.exp(x[target] - logSumExp) - targetWeightedSoft - hardScale) * through(target)
     }
   }
+  return PLAIN_ROWS_VALID
 }
 
 export interface TargetSummary {

@@ -15,6 +15,8 @@ export interface ReferenceInput {
   reduction: Reduction
   /** z-loss coefficient: z·logsumexp(x)² joins each counted row's loss; under mean, divided by count. */
   zLoss?: number
+  /** c > 0: every logit becomes c·tanh(x/c) first. */
+  softcap?: number
 }
 
 export interface ReferenceOutput {
@@ -32,7 +34,9 @@ export function logSoftmax(row: number[]): number[] {
 }
 
 export function referenceCrossEntropy(input: ReferenceInput): ReferenceOutput {
-  const { logits, targets, ignoreIndex, labelSmoothing, reduction } = input
+  const { targets, ignoreIndex, labelSmoothing, reduction } = input
+  const cap = input.softcap ?? 0
+  const logits = cap > 0 ? input.logits.map((row) => row.map((x) => cap * Math.tanh(x / cap))) : input.logits
   const vocab = logits[0].length
   const weight = input.weight ?? new Array<number>(vocab).fill(1)
 

@@ -63,6 +63,8 @@ export interface KernelRows {
   stats: number
   /** d(z·lse²)/d lse per counted row, times the reduction's scale: 2·z (÷ count under mean); 0 without z-loss. */
   zGrad: number
+  /** c > 0: logits are soft-capped first; only the plain kernel does it (not passed to the SIMD one). */
+  softcap?: number
   /** The id its control word holds while it waits (not passed to the kernel). */
   taskId?: number
 }

@@ -102,7 +102,7 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   /** Posts one task to piscina (to `name`, the worker's named export), with the pool's rules. */
   async function post<Task extends object>(
     task: Task,
-    name: 'default' | 'logprobs',
+    name: 'default' | 'logprobs' | 'crossEntropyPlain',
     signal: AbortSignal | undefined,
     requestId: string | undefined
   ): Promise<number> {
@@ -142,8 +142,10 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   app.decorate('crossEntropy', (batch: CrossEntropyBatch, options: RunOptions = {}) => {
     if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
     const fault = opts.injectFaults ? options.fault : undefined
+    // The SIMD kernel has no softcap; the plain one does it, row by row in float64.
+    const kernel = batch.softcap > 0 ? 'crossEntropyPlain' : 'default'
     const run = (task: KernelRows, signal?: AbortSignal) =>
-      post(fault === undefined ? task : { ...task, fault }, 'default', signal, options.requestId)
+      post(fault === undefined ? task : { ...task, fault }, kernel, signal, options.requestId)
     return track(computeCrossEntropy(batch, run, opts.threads, computeOptions(options)))
   })
   app.decorate('logprobs', (batch: LogprobsBatch, options: RunOptions = {}) => {
@@ -220,6 +222,7 @@ function warmUpBatch(arena: KernelArena): CrossEntropyBatch {
     ignoreIndex: -100,
     labelSmoothing: 0,
     zLoss: 0,
+    softcap: 0,
     outputs: new Set(['gradients'])
   }
 }

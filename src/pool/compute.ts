@@ -6,7 +6,13 @@ import { ANALYTICS_OUTPUTS, type Analytics, reduceAnalytics } from '../kernel/an
 import { classWeightSum, summarizeTargets } from '../kernel/cross-entropy.js'
 import { gradientScale, reduceRows } from '../kernel/reduce.js'
 import { ROW_STATS, STAT_LOG_SUM_EXP } from '../kernel/stats.js'
-import { INVALID_NOT_FINITE, INVALID_ROW_REASON, type KernelRows, LOGITS_DTYPE } from '../kernel/wasm.js'
+import {
+  INVALID_ALL_MASKED,
+  INVALID_ROW_REASON,
+  INVALID_TARGET_MASKED,
+  type KernelRows,
+  LOGITS_DTYPE
+} from '../kernel/wasm.js'
 import type { ControlWords } from './control.js'
 import { runRanges } from './tasks.js'
 
@@ -114,7 +120,8 @@ export async function computeCrossEntropy(
     nll: nll.byteOffset,
     gradients: gradients?.byteOffset ?? 0,
     stats: stats?.byteOffset ?? 0,
-    zGrad: 2 * batch.zLoss * zScale
+    zGrad: 2 * batch.zLoss * zScale,
+    softcap: batch.softcap
   }
   const verdicts = await runRanges(
     ranges,
@@ -145,6 +152,9 @@ function invalidRowError(batch: CrossEntropyBatch, row: number, reasonCode: numb
   if (column >= 0) {
     return new XentErrors.NON_FINITE(`${where}[${column}] is ${values[column]}; logits must be finite or −Inf (masked)`)
   }
-  const reason = reasonCode === INVALID_NOT_FINITE ? undefined : INVALID_ROW_REASON[reasonCode]
+  // Otherwise a −Inf where it matters: read which from the row itself.
+  let reason = INVALID_ROW_REASON[reasonCode]
+  if (values.every((x) => x === Number.NEGATIVE_INFINITY)) reason = INVALID_ROW_REASON[INVALID_ALL_MASKED]
+  else if (values[batch.targets[row]] === Number.NEGATIVE_INFINITY) reason = INVALID_ROW_REASON[INVALID_TARGET_MASKED]
   return new XentErrors.NON_FINITE(`${where} ${reason ?? 'is invalid'}`)
 }

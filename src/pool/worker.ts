@@ -5,6 +5,7 @@ import { instantiateKernel, type KernelRows, ROWS_CANCELLED } from '../kernel/wa
 import { claimTask } from './control.js'
 import { type Fault, injectFault } from './faults.js'
 import { type LogprobsTask, runLogprobsTask } from './logprobs.js'
+import { runPlainCrossEntropyTask } from './plain.js'
 
 const { memory, module } = workerData as { memory: WebAssembly.Memory; module: WebAssembly.Module }
 const kernel = instantiateKernel(memory, module)
@@ -22,4 +23,9 @@ export default function runRows(task: KernelRows & { fault?: Fault }): number {
 /** Named task (piscina's `name`): one row range of a logprobs batch. */
 export function logprobs(task: LogprobsTask): number {
   return runLogprobsTask(memory.buffer, words, task)
+}
+
+/** Named task: a cross-entropy row range for the plain kernel (a softcap, which the SIMD one lacks). */
+export function crossEntropyPlain(task: KernelRows): number {
+  return runPlainCrossEntropyTask(memory.buffer, words, task)
 }

@@ -447,6 +447,7 @@ describe('WebAssembly SIMD kernel decodes every finite F16 and BF16 value', () =
           ignoreIndex: -100,
           labelSmoothing: 0,
           zLoss: 0,
+          softcap: 0,
           outputs: new Set()
         },
         wasmRunner,

@@ -1,10 +1,9 @@
 import type { Reduction } from '../../schemas/cross-entropy.js'
 import { decodeJsonRequest } from '../../src/codec/json.js'
-import { crossEntropyRows } from '../../src/kernel/cross-entropy.js'
-import { ROW_STATS } from '../../src/kernel/stats.js'
-import { ALL_ROWS_VALID, instantiateKernel, type KernelRows } from '../../src/kernel/wasm.js'
+import { instantiateKernel, type KernelRows } from '../../src/kernel/wasm.js'
 import { KernelArena } from '../../src/pool/arena.js'
 import { computeCrossEntropy, type TaskRunner } from '../../src/pool/compute.js'
+import { runPlainCrossEntropyTask } from '../../src/pool/plain.js'
 
 /** Kernel memory for a test file, and the two kernels as task runners on this thread. */
 export const arena = new KernelArena(128)
@@ -13,27 +12,10 @@ export const arena = new KernelArena(128)
 const wasmKernel = instantiateKernel(arena.memory)
 export const wasmRunner: TaskRunner = (task) => Promise.resolve(wasmKernel(task))
 
-/** The plain TypeScript kernel (F32 logits only), on views of the same memory. */
-export const referenceRunner: TaskRunner = (task: KernelRows) => {
-  const { buffer } = arena
-  const rows = task.rowEnd
-  const weight = task.weight === 0 ? null : new Float32Array(buffer, task.weight, task.vocab)
-  const gradients = task.gradients === 0 ? null : new Float32Array(buffer, task.gradients, rows * task.vocab)
-  crossEntropyRows(
-    new Float32Array(buffer, task.logits, rows * task.vocab),
-    new Int32Array(buffer, task.targets, rows),
-    { ...task, weight },
-    task.rowStart,
-    task.rowEnd,
-    {
-      tokenLoss: new Float64Array(buffer, task.tokenLoss, rows),
-      nll: new Float64Array(buffer, task.nll, rows),
-      gradients,
-      stats: task.stats === 0 ? null : new Float64Array(buffer, task.stats, rows * ROW_STATS)
-    }
-  )
-  return Promise.resolve(ALL_ROWS_VALID)
-}
+/** The plain TypeScript kernel, on views of the same memory. */
+const words = new Int32Array(arena.buffer)
+export const referenceRunner: TaskRunner = (task: KernelRows) =>
+  Promise.resolve(runPlainCrossEntropyTask(arena.buffer, words, task))
 
 export interface Problem {
   logits: number[][]

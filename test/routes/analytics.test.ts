@@ -26,7 +26,7 @@ const targets = [
 const flatLogits = logits.flat()
 const flatTargets = targets.flat()
 const expected = referenceAnalytics(flatLogits, flatTargets, -100, 3)
-const nest = (flat: number[]) => [flat.slice(0, 3), flat.slice(3, 6)]
+const nest = <T>(flat: T[]) => [flat.slice(0, 3), flat.slice(3, 6)]
 
 describe('analytics outputs over HTTP', () => {
   it('answers every analytics output in JSON, shaped like the targets, per sequence or scalar', async () => {
@@ -196,5 +196,58 @@ describe('analytics outputs over HTTP', () => {
     })
     expect(badQuery.statusCode).toBe(400)
     expect(badQuery.json().message).toMatch(/z_loss/)
+  })
+
+  it('takes softcap in JSON and safetensors (F16 too), on the loss, the gradient and the analytics', async () => {
+    const options = { ignoreIndex: -100, labelSmoothing: 0, reduction: 'mean' as const, softcap: 2 }
+    const expectedLoss = referenceCrossEntropy({ logits: flatLogits, targets: flatTargets, ...options })
+    const capped = flatLogits.map((row) => row.map((x) => 2 * Math.tanh(x / 2)))
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy',
+      payload: { logits, targets, softcap: 2, outputs: ['gradients', 'entropy', 'predictions'] }
+    })
+    expect(res.statusCode).toBe(200)
+    expectScalarClose(res.json().loss, expectedLoss.loss as number, 'loss')
+    expectArrayClose(res.json().entropy.flat(), referenceAnalytics(capped, flatTargets, -100, 3).entropy, 'entropy')
+    // The gradient flows through the tanh: each entry is the capped one's times 1 − tanh².
+    const plainCapped = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy',
+      payload: { logits: nest(capped), targets, outputs: ['gradients'] }
+    })
+    const through = capped.flat().map((x) => 1 - (x / 2) ** 2)
+    expectArrayClose(
+      res.json().gradients.flat(2),
+      plainCapped
+        .json()
+        .gradients.flat(2)
+        .map((g: number, i: number) => g * through[i]),
+      'gradients'
+    )
+
+    const halves = Uint16Array.from(flatLogits.flat().map(floatToF16))
+    const binary = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy?softcap=2',
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: safetensorsFile([
+        { name: 'logits', dtype: 'F16', shape: [2, 3, 5], data: halves },
+        { name: 'targets', dtype: 'I32', shape: [2, 3], data: Int32Array.from(flatTargets) }
+      ])
+    })
+    expect(binary.statusCode).toBe(200)
+    // These logits are exact in F16, so the answer is the F32 one.
+    expectScalarClose(binary.json().loss, res.json().loss, 'F16 loss')
+
+    for (const bad of [0, -1, 'wide']) {
+      const refused = await app.inject({
+        method: 'POST',
+        url: '/v1/cross-entropy',
+        payload: { logits, targets, softcap: bad }
+      })
+      expect(refused.statusCode).toBe(400)
+      expect(refused.json().message).toMatch(/^softcap /)
+    }
   })
 })
