@@ -6,7 +6,14 @@ import type { LogitsDtype } from '../kernel/wasm.js'
 import type { ArenaGroup } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
 import { floatToBf16, floatToF16 } from './half.js'
-import { type Dtype, readSafetensors, SafetensorsError, type TensorInfo, writeSafetensors } from './safetensors.js'
+import {
+  type Dtype,
+  readSafetensors,
+  SafetensorsError,
+  type SafetensorsFile,
+  type TensorInfo,
+  writeSafetensors
+} from './safetensors.js'
 import { rowPosition, targetOutOfRange } from './schema-errors.js'
 
 /** A safetensors request body, already in the kernel's shared memory. */
@@ -25,20 +32,7 @@ const KNOWN_TENSORS = ['logits', 'targets', 'weight']
  * checked one by one anyway, are rewritten as int32. Options come from the query string.
  */
 export function decodeSafetensorsRequest(body: BinaryBody, query: BinaryQuery, admit: Admission): CrossEntropyBatch {
-  let file: ReturnType<typeof readSafetensors>
-  try {
-    file = readSafetensors(body.bytes)
-  } catch (error) {
-    if (error instanceof SafetensorsError) throw new XentErrors.INVALID_SAFETENSORS(error.message)
-    throw error
-  }
-  for (const name of file.tensors.keys()) {
-    if (!KNOWN_TENSORS.includes(name)) {
-      throw new XentErrors.INVALID_SAFETENSORS(
-        `tensor "${name}" was not asked for; send logits, targets and optionally weight`
-      )
-    }
-  }
+  const file = readRequestFile(body.bytes, KNOWN_TENSORS, 'send logits, targets and optionally weight')
   const logitsInfo = file.tensors.get('logits')
   const targetsInfo = file.tensors.get('targets')
   if (logitsInfo === undefined) throw new XentErrors.INVALID_SAFETENSORS('the file has no tensor "logits"')
@@ -114,6 +108,21 @@ function readOptions(query: BinaryQuery): Options {
   if (outputs.size !== names.length)
     throw new XentErrors.INVALID_REQUEST(`outputs lists the same value twice: ${query.outputs}`)
   return { reduction: query.reduction ?? 'mean', ignoreIndex, labelSmoothing, zLoss, softcap, outputs }
+}
+
+/** A request body's safetensors header, with any tensor not in `known` refused (`hint` says what to send). */
+export function readRequestFile(bytes: Uint8Array, known: readonly string[], hint: string): SafetensorsFile {
+  let file: SafetensorsFile
+  try {
+    file = readSafetensors(bytes)
+  } catch (error) {
+    if (error instanceof SafetensorsError) throw new XentErrors.INVALID_SAFETENSORS(error.message)
+    throw error
+  }
+  for (const name of file.tensors.keys()) {
+    if (!known.includes(name)) throw new XentErrors.INVALID_SAFETENSORS(`tensor "${name}" was not asked for; ${hint}`)
+  }
+  return file
 }
 
 export function checkShapes(logits: TensorInfo, targets: TensorInfo | undefined): { rows: number; vocab: number } {

@@ -6,6 +6,7 @@ import { XentErrors } from '../errors.js'
 import type { ArenaGroup } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
 import type { LogprobsResult } from '../pool/logprobs.js'
+import { nothingAsked } from './logprobs-binary.js'
 import { formatPosition, targetOutOfRange } from './schema-errors.js'
 
 /**
@@ -251,7 +252,7 @@ export function decodeLogprobsJson(body: LogprobsRequest, memorySource: MemorySo
   const { rows, vocab, logitsShape, targetsShape } = measureShapes(body.logits, body.targets)
   const topK = body.top_k ?? 0
   if (body.targets === undefined && topK === 0 && body.outputs?.includes('entropy') !== true) {
-    throw new XentErrors.INVALID_REQUEST('nothing to compute: send targets, top_k, or outputs with entropy')
+    throw nothingAsked()
   }
   if (topK > vocab) throw new XentErrors.INVALID_REQUEST(`top_k is ${topK}, more than the ${vocab} classes of logits`)
   memorySource.admit({ elements: rows * vocab, logitsShape, bytes: logprobsBytes(rows, vocab, 4, topK) })

@@ -4,23 +4,12 @@ import { type Admission, type LogprobsBatch, logprobsBytes } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import type { LogitsDtype } from '../kernel/wasm.js'
 import type { LogprobsResult } from '../pool/logprobs.js'
-import { type BinaryBody, checkShapes, copyTargets, logitsView } from './binary.js'
-import { readSafetensors, SafetensorsError, writeSafetensors } from './safetensors.js'
+import { type BinaryBody, checkShapes, copyTargets, logitsView, readRequestFile } from './binary.js'
+import { writeSafetensors } from './safetensors.js'
 
 /** A safetensors logprobs body (logits, optionally targets) → a batch; options from the query. */
 export function decodeLogprobsSafetensors(body: BinaryBody, query: LogprobsQuery, admit: Admission): LogprobsBatch {
-  let file: ReturnType<typeof readSafetensors>
-  try {
-    file = readSafetensors(body.bytes)
-  } catch (error) {
-    if (error instanceof SafetensorsError) throw new XentErrors.INVALID_SAFETENSORS(error.message)
-    throw error
-  }
-  for (const name of file.tensors.keys()) {
-    if (name !== 'logits' && name !== 'targets') {
-      throw new XentErrors.INVALID_SAFETENSORS(`tensor "${name}" was not asked for; send logits and optionally targets`)
-    }
-  }
+  const file = readRequestFile(body.bytes, ['logits', 'targets'], 'send logits and optionally targets')
   const logitsInfo = file.tensors.get('logits')
   if (logitsInfo === undefined) throw new XentErrors.INVALID_SAFETENSORS('the file has no tensor "logits"')
   const targetsInfo = file.tensors.get('targets')

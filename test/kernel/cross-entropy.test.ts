@@ -6,7 +6,7 @@ import { decodeJsonRequest } from '../../src/codec/json.js'
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import { computeCrossEntropy, type TaskRunner } from '../../src/pool/compute.js'
 import { expectArrayClose, expectScalarClose, fixtures } from '../helper.js'
-import { arena, compute, type Problem, referenceRunner, wasmRunner } from './runners.js'
+import { arena, compute, expectFiniteDifferenceGradient, type Problem, referenceRunner, wasmRunner } from './runners.js'
 
 function rowsOf(flat: Float32Array | Float64Array, width: number): number[][] {
   const rows: number[][] = []
@@ -100,7 +100,6 @@ describe.each(KERNELS)('%s kernel properties', (_kernel, run) => {
     await fc.assert(
       fc.asyncProperty(problemArb, async (problem) => {
         const result = await compute(problem, run)
-        const vocab = problem.logits[0].length
         const options = { ...problem, ignoreIndex: problem.ignore_index, labelSmoothing: problem.label_smoothing }
         // For none, PyTorch's gradient is that of the sum.
         const scalarLoss = (logits: number[][]) => {
@@ -108,18 +107,7 @@ describe.each(KERNELS)('%s kernel properties', (_kernel, run) => {
           return Array.isArray(loss) ? loss.reduce((a, b) => a + b, 0) : loss
         }
         if (Number.isNaN(scalarLoss(problem.logits))) return // mean over zero weight: answered with zeros, checked below
-        const h = 1e-4
-        for (let r = 0; r < problem.logits.length; r++) {
-          for (let c = 0; c < vocab; c++) {
-            const plus = problem.logits.map((row) => row.slice())
-            const minus = problem.logits.map((row) => row.slice())
-            plus[r][c] += h
-            minus[r][c] -= h
-            const numeric = (scalarLoss(plus) - scalarLoss(minus)) / (2 * h)
-            const analytic = (result.gradients as Float32Array)[r * vocab + c]
-            expect(Math.abs(analytic - numeric)).toBeLessThan(1e-5 + 1e-4 * Math.abs(numeric))
-          }
-        }
+        expectFiniteDifferenceGradient(problem.logits, scalarLoss, result.gradients as Float32Array)
       }),
       { numRuns: 150 }
     )

@@ -50,3 +50,29 @@ export async function compute(problem: Problem, run: TaskRunner, tasks = 1): Pro
     batch.memory.release()
   }
 }
+
+/**
+ * The kernel's gradient against central finite differences (h = 1e-4) of `scalarLoss`, a float64
+ * reference loss, at every logit: |analytic − numeric| < 1e-5 + 1e-4·|numeric|.
+ */
+export function expectFiniteDifferenceGradient(
+  logits: number[][],
+  scalarLoss: (logits: number[][]) => number,
+  gradients: Float32Array
+): void {
+  const h = 1e-4
+  const vocab = logits[0].length
+  for (let r = 0; r < logits.length; r++) {
+    for (let c = 0; c < vocab; c++) {
+      const plus = logits.map((row) => row.slice())
+      const minus = logits.map((row) => row.slice())
+      plus[r][c] += h
+      minus[r][c] -= h
+      const numeric = (scalarLoss(plus) - scalarLoss(minus)) / (2 * h)
+      const analytic = gradients[r * vocab + c]
+      if (!(Math.abs(analytic - numeric) < 1e-5 + 1e-4 * Math.abs(numeric))) {
+        throw new Error(`gradient[${r}][${c}] is ${analytic}; finite differences give ${numeric}`)
+      }
+    }
+  }
+}

@@ -1,9 +1,9 @@
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { describe, it } from 'vitest'
 import type { Reduction } from '../../schemas/cross-entropy.js'
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import { expectArrayClose, expectScalarClose } from '../helper.js'
-import { compute, type Problem, referenceRunner } from './runners.js'
+import { compute, expectFiniteDifferenceGradient, type Problem, referenceRunner } from './runners.js'
 
 // The service runs softcapped batches on the plain kernel (the SIMD one has no tanh).
 
@@ -72,18 +72,7 @@ describe('softcap (plain kernel)', () => {
           return Array.isArray(loss) ? loss.reduce((a, b) => a + b, 0) : loss
         }
         if (Number.isNaN(scalarLoss(problem.logits))) return
-        const h = 1e-4
-        const vocab = problem.logits[0].length
-        for (let r = 0; r < problem.logits.length; r++) {
-          for (let c = 0; c < vocab; c++) {
-            const plus = problem.logits.map((row) => row.slice())
-            const minus = problem.logits.map((row) => row.slice())
-            plus[r][c] += h
-            minus[r][c] -= h
-            const numeric = (scalarLoss(plus) - scalarLoss(minus)) / (2 * h)
-            expect(Math.abs(result.gradients[r * vocab + c] - numeric)).toBeLessThan(1e-5 + 1e-4 * Math.abs(numeric))
-          }
-        }
+        expectFiniteDifferenceGradient(problem.logits, scalarLoss, result.gradients)
       }),
       { numRuns: 100 }
     )

@@ -1,10 +1,10 @@
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { describe, it } from 'vitest'
 import type { Reduction } from '../../schemas/cross-entropy.js'
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import type { TaskRunner } from '../../src/pool/compute.js'
 import { expectArrayClose, expectScalarClose } from '../helper.js'
-import { compute, type Problem, referenceRunner, wasmRunner } from './runners.js'
+import { compute, expectFiniteDifferenceGradient, type Problem, referenceRunner, wasmRunner } from './runners.js'
 
 const KERNELS: Array<[string, TaskRunner]> = [
   ['TypeScript', referenceRunner],
@@ -75,19 +75,7 @@ describe.each(KERNELS)('%s kernel with z-loss', (_name, run) => {
           return Array.isArray(loss) ? loss.reduce((a, b) => a + b, 0) : loss
         }
         if (Number.isNaN(scalarLoss(problem.logits))) return
-        const h = 1e-4
-        const vocab = problem.logits[0].length
-        for (let r = 0; r < problem.logits.length; r++) {
-          for (let c = 0; c < vocab; c++) {
-            const plus = problem.logits.map((row) => row.slice())
-            const minus = problem.logits.map((row) => row.slice())
-            plus[r][c] += h
-            minus[r][c] -= h
-            const numeric = (scalarLoss(plus) - scalarLoss(minus)) / (2 * h)
-            const analytic = result.gradients[r * vocab + c]
-            expect(Math.abs(analytic - numeric)).toBeLessThan(1e-5 + 1e-4 * Math.abs(numeric))
-          }
-        }
+        expectFiniteDifferenceGradient(problem.logits, scalarLoss, result.gradients)
       }),
       { numRuns: 100 }
     )
