@@ -114,6 +114,7 @@ async function poolRunner(threads: number) {
     labelSmoothing: 0,
     zLoss: 0,
     softcap: 0,
+    softTargets: null,
     outputs: new Set(['gradients'])
   }
   return {

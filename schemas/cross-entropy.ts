@@ -38,9 +38,18 @@ export const CrossEntropyRequestSchema = Type.Object(
     logits: Type.Union([NumberTensor3Schema, NumberMatrixSchema], {
       description: 'Raw scores (not probabilities), shaped (B, T, V) or (N, V). Finite numbers, rounded to float32.'
     }),
-    targets: Type.Union([IntegerMatrixSchema, IntegerVectorSchema], {
-      description: 'Class indices shaped (B, T) or (N), each in [0, V) or equal to ignore_index.'
-    }),
+    targets: Type.Optional(
+      Type.Union([IntegerMatrixSchema, IntegerVectorSchema], {
+        description:
+          'Class indices shaped (B, T) or (N), each in [0, V) or equal to ignore_index. Send this or soft_targets.'
+      })
+    ),
+    soft_targets: Type.Optional(
+      Type.Union([NumberTensor3Schema, NumberMatrixSchema], {
+        description:
+          "Class probabilities shaped like logits, each row summing to 1 within 1e-4, instead of targets: PyTorch's probability targets (no ignore_index; mean divides by the number of rows)."
+      })
+    ),
     reduction: Type.Optional(ReductionSchema),
     ignore_index: Type.Optional(
       Type.Integer({

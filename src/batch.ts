@@ -26,6 +26,11 @@ export interface CrossEntropyBatch {
   zLoss: number
   /** c > 0: logits become c·tanh(x/c) before everything else (0: none). */
   softcap: number
+  /**
+   * (rows × vocab) class probabilities sent instead of class indices, or null. With them every
+   * row counts (`targets` is all zeros and unread) and `mean` divides by the number of rows.
+   */
+  softTargets: Float32Array | null
   outputs: ReadonlySet<OutputName>
 }
 

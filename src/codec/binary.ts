@@ -15,6 +15,7 @@ import {
   writeSafetensors
 } from './safetensors.js'
 import { rowPosition, targetOutOfRange } from './schema-errors.js'
+import { checkSoftTargetOptions, checkSoftTargets } from './soft-targets.js'
 
 /** A safetensors request body, already in the kernel's shared memory. */
 export interface BinaryBody {
@@ -24,7 +25,7 @@ export interface BinaryBody {
 
 const LOGITS_DTYPES: ReadonlySet<Dtype> = new Set(['F32', 'F16', 'BF16'])
 const TARGETS_DTYPES: ReadonlySet<Dtype> = new Set(['I32', 'I64'])
-const KNOWN_TENSORS = ['logits', 'targets', 'weight']
+const KNOWN_TENSORS = ['logits', 'targets', 'soft_targets', 'weight']
 
 /**
  * A safetensors body → a batch, without copying the logits: they stay where the body landed in
@@ -32,14 +33,31 @@ const KNOWN_TENSORS = ['logits', 'targets', 'weight']
  * checked one by one anyway, are rewritten as int32. Options come from the query string.
  */
 export function decodeSafetensorsRequest(body: BinaryBody, query: BinaryQuery, admit: Admission): CrossEntropyBatch {
-  const file = readRequestFile(body.bytes, KNOWN_TENSORS, 'send logits, targets and optionally weight')
+  const file = readRequestFile(
+    body.bytes,
+    KNOWN_TENSORS,
+    'send logits, targets (or soft_targets) and optionally weight'
+  )
   const logitsInfo = file.tensors.get('logits')
   const targetsInfo = file.tensors.get('targets')
+  const softInfo = file.tensors.get('soft_targets')
   if (logitsInfo === undefined) throw new XentErrors.INVALID_SAFETENSORS('the file has no tensor "logits"')
-  if (targetsInfo === undefined) throw new XentErrors.INVALID_SAFETENSORS('the file has no tensor "targets"')
+  if ((targetsInfo === undefined) === (softInfo === undefined)) {
+    throw new XentErrors.INVALID_SAFETENSORS(
+      'the file must hold "targets" (class indices) or "soft_targets" (class probabilities): exactly one of the two'
+    )
+  }
 
   const options = readOptions(query)
   const { rows, vocab } = checkShapes(logitsInfo, targetsInfo)
+  if (softInfo !== undefined) {
+    if (softInfo.dtype !== 'F32' || JSON.stringify(softInfo.shape) !== JSON.stringify(logitsInfo.shape)) {
+      throw new XentErrors.INVALID_SAFETENSORS(
+        `soft_targets must be F32 of the shape of logits, ${JSON.stringify(logitsInfo.shape)}; got ${softInfo.dtype} ${JSON.stringify(softInfo.shape)}`
+      )
+    }
+    checkSoftTargetOptions(options.ignoreIndex !== DEFAULT_IGNORE_INDEX, options.outputs)
+  }
   const weightInfo = file.tensors.get('weight')
   if (
     weightInfo !== undefined &&
@@ -58,7 +76,12 @@ export function decodeSafetensorsRequest(body: BinaryBody, query: BinaryQuery, a
     bytes: bytes.byteLength + batchBytes(rows, vocab, 0, options.outputs.has('gradients'))
   })
   const targets = memory.int32(rows)
-  copyTargets(bytes, targetsInfo, vocab, options.ignoreIndex, targets)
+  let softTargets: Float32Array | null = null
+  if (targetsInfo !== undefined) copyTargets(bytes, targetsInfo, vocab, options.ignoreIndex, targets)
+  else if (softInfo !== undefined) {
+    softTargets = float32View(bytes, softInfo, memory)
+    checkSoftTargets(softTargets, vocab, logitsInfo.shape.slice(0, -1))
+  }
   return {
     memory,
     logits: logitsView(bytes, logitsInfo, memory),
@@ -67,13 +90,14 @@ export function decodeSafetensorsRequest(body: BinaryBody, query: BinaryQuery, a
     rows,
     vocab,
     logitsShape: logitsInfo.shape,
-    targetsShape: targetsInfo.shape,
+    targetsShape: logitsInfo.shape.slice(0, -1),
     weight: weightInfo === undefined ? null : weightView(bytes, weightInfo, memory),
     reduction: options.reduction,
     ignoreIndex: options.ignoreIndex,
     labelSmoothing: options.labelSmoothing,
     zLoss: options.zLoss,
     softcap: options.softcap,
+    softTargets,
     outputs: options.outputs
   }
 }
@@ -164,10 +188,15 @@ export function logitsView(bytes: Uint8Array, info: TensorInfo, memory: ArenaGro
   return size === 4 ? new Float32Array(bytes.buffer, start, length) : new Uint16Array(bytes.buffer, start, length)
 }
 
-function weightView(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): Float32Array {
+/** An F32 tensor where it lies, or, only if the sender misaligned it, one aligned copy. */
+function float32View(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): Float32Array {
   let start = bytes.byteOffset + info.begin
   if (start % 4 !== 0) start = alignedCopy(bytes, info, memory).byteOffset
-  const weight = new Float32Array(bytes.buffer, start, (info.end - info.begin) / 4)
+  return new Float32Array(bytes.buffer, start, (info.end - info.begin) / 4)
+}
+
+function weightView(bytes: Uint8Array, info: TensorInfo, memory: ArenaGroup): Float32Array {
+  const weight = float32View(bytes, info, memory)
   for (let c = 0; c < weight.length; c++) {
     if (!Number.isFinite(weight[c]) || weight[c] < 0) {
       throw new XentErrors.INVALID_WEIGHT(`weight[${c}] is ${weight[c]}; weights must be finite and ≥ 0`)

@@ -8,6 +8,7 @@ import type { CrossEntropyResult } from '../pool/compute.js'
 import type { LogprobsResult } from '../pool/logprobs.js'
 import { nothingAsked } from './logprobs-binary.js'
 import { formatPosition, targetOutOfRange } from './schema-errors.js'
+import { checkSoftTargetOptions, checkSoftTargets } from './soft-targets.js'
 
 /**
  * The JSON wire format ⇄ typed arrays. The schema has already checked every type (numbers,
@@ -25,20 +26,34 @@ export interface MemorySource {
 
 export function decodeJsonRequest(body: CrossEntropyRequest, memorySource: MemorySource): CrossEntropyBatch {
   const ignoreIndex = body.ignore_index ?? DEFAULT_IGNORE_INDEX
+  const soft = body.soft_targets
+  if ((body.targets === undefined) === (soft === undefined)) {
+    throw new XentErrors.INVALID_REQUEST(
+      'send targets (class indices) or soft_targets (class probabilities): exactly one of the two'
+    )
+  }
   const { rows, vocab, logitsShape, targetsShape } = measureShapes(body.logits, body.targets)
 
   const outputs = new Set<OutputName>(body.outputs ?? ['token_losses'])
+  // The schema fills ignore_index's default: only another value was really asked for.
+  if (soft !== undefined) checkSoftTargetOptions(ignoreIndex !== DEFAULT_IGNORE_INDEX, outputs)
   memorySource.admit({
     elements: rows * vocab,
     logitsShape,
-    bytes: batchBytes(rows, vocab, 4, outputs.has('gradients'))
+    bytes: batchBytes(rows, vocab, 4, outputs.has('gradients')) + (soft === undefined ? 0 : rows * vocab * 4)
   })
   const memory = memorySource.group()
   try {
     const logits = memory.float32(rows * vocab)
     copyLogits(body.logits, logitsShape, logits)
     const targets = memory.int32(rows)
-    copyTargets(body.targets, vocab, ignoreIndex, targets)
+    let softTargets: Float32Array | null = null
+    if (body.targets !== undefined) copyTargets(body.targets, vocab, ignoreIndex, targets)
+    else if (soft !== undefined) {
+      softTargets = memory.float32(rows * vocab)
+      copySoftTargets(soft, logitsShape, softTargets)
+      checkSoftTargets(softTargets, vocab, targetsShape)
+    }
     return {
       memory,
       logits,
@@ -54,6 +69,7 @@ export function decodeJsonRequest(body: CrossEntropyRequest, memorySource: Memor
       labelSmoothing: body.label_smoothing ?? 0,
       zLoss: body.z_loss ?? 0,
       softcap: body.softcap ?? 0,
+      softTargets,
       outputs
     }
   } catch (error) {
@@ -153,8 +169,33 @@ function copyLogits(source: CrossEntropyRequest['logits'], shape: number[], into
   }
 }
 
+/** soft_targets, which must have the shape of logits, into float32 (range and sums checked after). */
+function copySoftTargets(source: CrossEntropyRequest['logits'], shape: number[], into: Float32Array): void {
+  const vocab = shape[shape.length - 1]
+  const matrices = isMatrix(source) ? [source] : (source as number[][][])
+  const leading = shape.slice(0, -1)
+  const expected = leading.length === 1 ? [1, leading[0]] : leading
+  if (!isMatrix(source) !== (shape.length === 3) || matrices.length !== expected[0]) {
+    throw new XentErrors.SHAPE_MISMATCH(`soft_targets must have the shape of logits, ${JSON.stringify(shape)}`)
+  }
+  let offset = 0
+  for (let i = 0; i < matrices.length; i++) {
+    const matrix = matrices[i]
+    const at = (j?: number) =>
+      isMatrix(source)
+        ? ['soft_targets', ...(j === undefined ? [] : [j])]
+        : ['soft_targets', i, ...(j === undefined ? [] : [j])]
+    expectLength(matrix, expected[1], at(), 'logits')
+    for (let j = 0; j < matrix.length; j++) {
+      expectLength(matrix[j], vocab, at(j), 'logits')
+      for (let c = 0; c < vocab; c++) into[offset + c] = matrix[j][c]
+      offset += vocab
+    }
+  }
+}
+
 function copyTargets(
-  source: CrossEntropyRequest['targets'],
+  source: NonNullable<CrossEntropyRequest['targets']>,
   vocab: number,
   ignoreIndex: number,
   into: Int32Array

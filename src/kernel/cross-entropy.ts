@@ -36,6 +36,11 @@ export interface CrossEntropyParams {
   softcap?: number
   /** 0 for F32 (the default), 1 for F16, 2 for BF16 words in a Uint16Array. */
   logitsDtype?: number
+  /**
+   * (rows × vocab) class probabilities instead of class indices (PyTorch's probability targets):
+   * every row counts, `targets` is not read.
+   */
+  softTargets?: Float32Array | null
 }
 
 export interface CrossEntropyOutputs {
@@ -79,7 +84,8 @@ export function crossEntropyRows(
 
   for (let row = rowStart; row < rowEnd; row++) {
     const base = row * vocab
-    const target = targets[row]
+    const softTargets = params.softTargets ?? null
+    const target = softTargets === null ? targets[row] : 0
     // The first index of the max: torch.argmax's choice on ties (all −Inf gives 0).
     let max = -Infinity
     let argmax = 0
@@ -93,14 +99,15 @@ export function crossEntropyRows(
         argmax = c
       }
     }
-    if (target === ignoreIndex) {
+    if (softTargets === null && target === ignoreIndex) {
       tokenLoss[row] = 0
       nll[row] = 0
       if (gradients !== null) gradients.fill(0, base, base + vocab)
       if (stats !== null) stats.set([0, 0, argmax], row * ROW_STATS)
       continue
     }
-    if (max === Number.NEGATIVE_INFINITY || x[target] === Number.NEGATIVE_INFINITY) return row
+    if (max === Number.NEGATIVE_INFINITY) return row
+    if (softTargets === null && x[target] === Number.NEGATIVE_INFINITY) return row
 
     // Subtracting the row max keeps every exponent ≤ 0, so exp never overflows; the sum is in
     // float64 (JS numbers), and at least one term is exactly 1, so the log is finite.
@@ -119,6 +126,10 @@ export function crossEntropyRows(
       stats[row * ROW_STATS + STAT_ARGMAX] = argmax
     }
 
+    if (softTargets !== null) {
+      softTargetRow(x, logSumExp, softTargets, base, params, gradients, tokenLoss, nll, row)
+      continue
+    }
     const rowNll = logSumExp - x[target]
     const targetWeight = weight === null ? 1 : weight[target]
     let loss = (1 - labelSmoothing) * targetWeight * rowNll
@@ -158,6 +169,48 @@ export function crossEntropyRows(
     }
   }
   return PLAIN_ROWS_VALID
+}
+
+/**
+ * One row against class probabilities q, as PyTorch: q' = (1 − ε)·q + ε/V, loss = Σ_c w_c·q'_c·
+ * (lse − x_c), and d/dx_c = scale·(p_c·Σ_j w_j·q'_j − w_c·q'_c), through the softcap if any. The
+ * plain NLL (for perplexity) is Σ_c q_c·(lse − x_c), unweighted and unsmoothed. A class with
+ * q'_c = 0 adds nothing, even where its logit is masked.
+ */
+function softTargetRow(
+  x: Float64Array,
+  logSumExp: number,
+  softTargets: Float32Array,
+  base: number,
+  params: CrossEntropyParams,
+  gradients: Float32Array | null,
+  tokenLoss: Float64Array,
+  nll: Float64Array,
+  row: number
+): void {
+  const { vocab, labelSmoothing, weight, gradScale } = params
+  const softcap = params.softcap ?? 0
+  let loss = 0
+  let plain = 0
+  let weightedMass = 0 // Σ_j w_j·q'_j
+  for (let c = 0; c < vocab; c++) {
+    const q = softTargets[base + c]
+    const smoothed = (1 - labelSmoothing) * q + labelSmoothing / vocab
+    const w = weight === null ? 1 : weight[c]
+    if (smoothed > 0) loss += w * smoothed * (logSumExp - x[c])
+    if (q > 0) plain += q * (logSumExp - x[c])
+    weightedMass += w * smoothed
+  }
+  tokenLoss[row] = loss
+  nll[row] = plain
+  if (gradients === null) return
+  const probScale = gradScale * weightedMass + (params.zGrad ?? 0) * logSumExp
+  for (let c = 0; c < vocab; c++) {
+    const smoothed = (1 - labelSmoothing) * softTargets[base + c] + labelSmoothing / vocab
+    const w = weight === null ? 1 : weight[c]
+    const through = softcap > 0 ? (x[c] === Number.NEGATIVE_INFINITY ? 0 : 1 - (x[c] / softcap) ** 2) : 1
+    gradients[base + c] = (probScale * Math.exp(x[c] - logSumExp) - gradScale * w * smoothed) * through
+  }
 }
 
 export interface TargetSummary {

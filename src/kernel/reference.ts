@@ -17,6 +17,8 @@ export interface ReferenceInput {
   zLoss?: number
   /** c > 0: every logit becomes c·tanh(x/c) first. */
   softcap?: number
+  /** Class probabilities instead of `targets` (PyTorch's probability targets). */
+  softTargets?: number[][]
 }
 
 export interface ReferenceOutput {
@@ -37,6 +39,7 @@ export function referenceCrossEntropy(input: ReferenceInput): ReferenceOutput {
   const { targets, ignoreIndex, labelSmoothing, reduction } = input
   const cap = input.softcap ?? 0
   const logits = cap > 0 ? input.logits.map((row) => row.map((x) => cap * Math.tanh(x / cap))) : input.logits
+  if (input.softTargets !== undefined) return referenceSoftTargets({ ...input, logits }, input.softTargets)
   const vocab = logits[0].length
   const weight = input.weight ?? new Array<number>(vocab).fill(1)
 
@@ -186,4 +189,36 @@ export function referenceLogprobs(
     result.entropy.push(-logp.reduce((sum, lp) => (lp === Number.NEGATIVE_INFINITY ? sum : sum + Math.exp(lp) * lp), 0))
   })
   return result
+}
+
+/**
+ * PyTorch's cross_entropy with class probabilities (`cross_entropy_loss_prob_target`): the target
+ * becomes q·(1 − ε) + ε/V, each row's loss is −Σ_c w_c·q'_c·log p_c, mean divides by the number
+ * of rows; z-loss adds z·lse² a row. Perplexity: exp of the mean of −Σ_c q_c·log p_c.
+ */
+function referenceSoftTargets(input: ReferenceInput, softTargets: number[][]): ReferenceOutput {
+  const { logits, labelSmoothing, reduction } = input
+  const vocab = logits[0].length
+  const weight = input.weight ?? new Array<number>(vocab).fill(1)
+  const z = input.zLoss ?? 0
+  const tokenLoss: number[] = []
+  const plain: number[] = []
+  for (let i = 0; i < logits.length; i++) {
+    const logp = logSoftmax(logits[i])
+    const row = logits[i]
+    const max = Math.max(...row)
+    const lse = max + Math.log(row.reduce((sum, x) => sum + Math.exp(x - max), 0))
+    let loss = 0
+    let plainLoss = 0
+    for (let c = 0; c < vocab; c++) {
+      const smoothed = softTargets[i][c] * (1 - labelSmoothing) + labelSmoothing / vocab
+      if (smoothed > 0) loss -= weight[c] * smoothed * logp[c]
+      if (softTargets[i][c] > 0) plainLoss -= softTargets[i][c] * logp[c]
+    }
+    tokenLoss.push(loss + z * lse * lse)
+    plain.push(plainLoss)
+  }
+  const sum = (xs: number[]) => xs.reduce((acc, x) => acc + x, 0)
+  const loss = reduction === 'none' ? tokenLoss : reduction === 'sum' ? sum(tokenLoss) : sum(tokenLoss) / logits.length
+  return { loss, tokenLoss, perplexity: Math.exp(sum(plain) / logits.length) }
 }

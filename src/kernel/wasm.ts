@@ -65,6 +65,8 @@ export interface KernelRows {
   zGrad: number
   /** c > 0: logits are soft-capped first; only the plain kernel does it (not passed to the SIMD one). */
   softcap?: number
+  /** Address of (rows × vocab) float32 class probabilities, or 0; only the plain kernel reads them. */
+  softTargets?: number
   /** The id its control word holds while it waits (not passed to the kernel). */
   taskId?: number
 }

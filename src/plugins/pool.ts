@@ -142,8 +142,9 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   app.decorate('crossEntropy', (batch: CrossEntropyBatch, options: RunOptions = {}) => {
     if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
     const fault = opts.injectFaults ? options.fault : undefined
-    // The SIMD kernel has no softcap; the plain one does it, row by row in float64.
-    const kernel = batch.softcap > 0 ? 'crossEntropyPlain' : 'default'
+    // The SIMD kernel has no softcap and no class probabilities; the plain one does them, row by
+    // row in float64.
+    const kernel = batch.softcap > 0 || batch.softTargets !== null ? 'crossEntropyPlain' : 'default'
     const run = (task: KernelRows, signal?: AbortSignal) =>
       post(fault === undefined ? task : { ...task, fault }, kernel, signal, options.requestId)
     return track(computeCrossEntropy(batch, run, opts.threads, computeOptions(options)))
@@ -223,6 +224,7 @@ function warmUpBatch(arena: KernelArena): CrossEntropyBatch {
     labelSmoothing: 0,
     zLoss: 0,
     softcap: 0,
+    softTargets: null,
     outputs: new Set(['gradients'])
   }
 }

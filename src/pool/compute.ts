@@ -96,7 +96,11 @@ export async function computeCrossEntropy(
   options: ComputeOptions = {}
 ): Promise<CrossEntropyResult> {
   options.signal?.throwIfAborted()
-  const summary = summarizeTargets(batch.targets, batch.ignoreIndex, batch.weight)
+  // With class probabilities every row counts, and mean divides by the number of rows (PyTorch).
+  const summary =
+    batch.softTargets === null
+      ? summarizeTargets(batch.targets, batch.ignoreIndex, batch.weight)
+      : { count: batch.rows, targetWeightSum: batch.rows }
   const tokenLoss = batch.memory.float64(batch.rows)
   const nll = batch.memory.float64(batch.rows)
   const gradients = batch.outputs.has('gradients') ? batch.memory.float32(batch.rows * batch.vocab) : null
@@ -121,7 +125,8 @@ export async function computeCrossEntropy(
     gradients: gradients?.byteOffset ?? 0,
     stats: stats?.byteOffset ?? 0,
     zGrad: 2 * batch.zLoss * zScale,
-    softcap: batch.softcap
+    softcap: batch.softcap,
+    softTargets: batch.softTargets?.byteOffset ?? 0
   }
   const verdicts = await runRanges(
     ranges,

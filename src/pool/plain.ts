@@ -27,10 +27,11 @@ export function runPlainCrossEntropyTask(buffer: ArrayBufferLike, words: Int32Ar
     stats: task.stats === 0 ? null : new Float64Array(buffer, task.stats, rows * ROW_STATS)
   }
   const targets = new Int32Array(buffer, task.targets, rows)
+  const softTargets = task.softTargets ? new Float32Array(buffer, task.softTargets, length) : null
   for (let start = task.rowStart; start < task.rowEnd; start += ROWS_PER_SLICE) {
     if (task.control !== 0 && Atomics.load(words, task.control >> 2) < 0) return ROWS_CANCELLED
     const end = Math.min(task.rowEnd, start + ROWS_PER_SLICE)
-    const verdict = crossEntropyRows(logits, targets, { ...task, weight }, start, end, out)
+    const verdict = crossEntropyRows(logits, targets, { ...task, weight, softTargets }, start, end, out)
     // The caller reads the reason from the row itself (see invalidRowError).
     if (verdict !== PLAIN_ROWS_VALID) return verdict
   }

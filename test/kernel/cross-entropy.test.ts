@@ -436,6 +436,7 @@ describe('WebAssembly SIMD kernel decodes every finite F16 and BF16 value', () =
           labelSmoothing: 0,
           zLoss: 0,
           softcap: 0,
+          softTargets: null,
           outputs: new Set()
         },
         wasmRunner,

@@ -277,7 +277,12 @@ describe('malformed safetensors requests get a 400 that says what is wrong', asy
       'targets are F32; send I32 or I64'
     ],
     ['a missing logits tensor', file([targets]), 'XENT_INVALID_SAFETENSORS', 'no tensor "logits"'],
-    ['a missing targets tensor', file([logits]), 'XENT_INVALID_SAFETENSORS', 'no tensor "targets"'],
+    [
+      'a missing targets tensor',
+      file([logits]),
+      'XENT_INVALID_SAFETENSORS',
+      'must hold "targets" (class indices) or "soft_targets" (class probabilities)'
+    ],
     [
       'a tensor nobody asked for',
       file([logits, targets, { name: 'labels', dtype: 'I32', shape: [2], data: Int32Array.of(0, 1) }]),

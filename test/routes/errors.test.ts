@@ -279,7 +279,7 @@ const badBodies: BadCase[] = [
     name: 'a missing field',
     body: { logits: good.logits },
     code: 'XENT_INVALID_REQUEST',
-    message: 'the body is missing the required field "targets"'
+    message: 'send targets (class indices) or soft_targets (class probabilities): exactly one of the two'
   },
   {
     name: 'a body that is an array',
