@@ -12,6 +12,8 @@ RUN npm run build
 
 # Runtime: production dependencies and the compiled service only, as an unprivileged user.
 FROM node:22-bookworm-slim AS runtime
+# tini as PID 1: signals reach Node (SIGTERM starts the graceful shutdown), and zombies are reaped.
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
@@ -21,4 +23,5 @@ ENV PORT=8080
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/src/server.js"]

@@ -36,6 +36,9 @@ describe('Dockerfile', () => {
     expect(runtime).toMatch(/^EXPOSE 8080$/m)
     expect(execForm(runtime, 'HEALTHCHECK')).toEqual(expect.arrayContaining(['node']))
     expect(execForm(runtime, 'HEALTHCHECK').join(' ')).toContain('/healthz')
+    // Signals reach Node through an init process.
+    expect(runtime).toMatch(/apt-get install -y --no-install-recommends tini/)
+    expect(execForm(runtime, 'ENTRYPOINT')).toEqual(['/usr/bin/tini', '--'])
   })
 
   it('runtime stage: production dependencies alone serve the API, and the HEALTHCHECK passes', {
