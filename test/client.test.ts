@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest'
+import { XentClient, XentError } from 'xent/client'
+import { buildForFile, expectArrayClose, expectScalarClose, fixtures } from './helper.js'
+
+// The package's own client, imported by its export name as a user would, against a live server.
+const app = await buildForFile({ API_KEYS: 'client-key' })
+const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 })
+const xent = new XentClient({ baseUrl, apiKey: 'client-key' })
+
+describe('XentClient', () => {
+  it('speaks JSON, typed from the schemas, and matches the PyTorch fixtures', async () => {
+    const { request, expected } = fixtures[0]
+    const answer = await xent.crossEntropy({ ...request, outputs: ['token_losses', 'gradients'] } as never)
+    expectScalarClose(answer.loss as number | null, expected.loss as number | null, 'loss')
+    expect(answer.count).toBe(expected.count)
+    expectArrayClose(answer.gradients, expected.gradients, 'gradients')
+  })
+
+  it('speaks safetensors for typed arrays, both ways', async () => {
+    const found = fixtures.find(
+      ({ request }) => !Array.isArray((request.logits as number[][])[0][0]) && request.reduction !== 'none'
+    )
+    if (found === undefined) throw new Error('no (N, V) fixture')
+    const { request, expected } = found
+    const rows = (request.logits as number[][]).length
+    const vocab = (request.logits as number[][])[0].length
+    const answer = await xent.crossEntropyTensors({
+      logits: Float32Array.from((request.logits as number[][]).flat()),
+      shape: [rows, vocab],
+      targets: Int32Array.from(request.targets as number[]),
+      weight: request.weight === undefined ? undefined : Float32Array.from(request.weight as number[]),
+      reduction: request.reduction as 'mean' | 'sum' | undefined,
+      ignoreIndex: request.ignore_index as number | undefined,
+      labelSmoothing: request.label_smoothing as number | undefined,
+      outputs: ['gradients']
+    })
+    expectScalarClose(answer.loss as number, expected.loss as number, 'loss')
+    expect(answer.count).toBe(expected.count)
+    expect(answer.tensors.gradients.shape).toEqual([rows, vocab])
+    expectArrayClose(
+      Array.from(answer.tensors.gradients.data as Float32Array),
+      (expected.gradients as number[][]).flat(),
+      'gradients'
+    )
+  })
+
+  it('calls /v1/logprobs', async () => {
+    const answer = await xent.logprobs({ logits: [[0, Math.log(3)]], targets: [1], top_k: 1 })
+    expectArrayClose(answer.target_logprobs, [Math.log(0.75)], 'target_logprobs')
+    expect(answer.top_k?.ids).toEqual([[1]])
+  })
+
+  it('throws a coded XentError on a bad request, and on a missing key', async () => {
+    const bad = xent.crossEntropy({ logits: [[1, 2]], targets: [5] })
+    await expect(bad).rejects.toBeInstanceOf(XentError)
+    await expect(bad).rejects.toMatchObject({ status: 400, code: 'XENT_TARGET_OUT_OF_RANGE' })
+    const anonymous = new XentClient({ baseUrl })
+    await expect(anonymous.crossEntropy({ logits: [[1, 2]], targets: [0] })).rejects.toMatchObject({
+      status: 401,
+      code: 'XENT_UNAUTHORIZED'
+    })
+  })
+})
