@@ -4,6 +4,7 @@ import { instantiateKernel, type KernelRows } from '../../src/kernel/wasm.js'
 import { KernelArena } from '../../src/pool/arena.js'
 import { computeCrossEntropy, type TaskRunner } from '../../src/pool/compute.js'
 import { runPlainCrossEntropyTask } from '../../src/pool/plain.js'
+import { expectArrayClose, expectScalarClose } from '../helper.js'
 
 /** Kernel memory for a test file, and the two kernels as task runners on this thread. */
 export const arena = new KernelArena(128)
@@ -75,4 +76,21 @@ export function expectFiniteDifferenceGradient(
       }
     }
   }
+}
+
+/** A reference loss as one number: the sum for reduction none (PyTorch's gradient is that of the sum). */
+export function scalarLossOf(loss: number | number[]): number {
+  return Array.isArray(loss) ? loss.reduce((a, b) => a + b, 0) : loss
+}
+
+/** The kernel's token losses and (unless none) its loss against a float64 reference, NaN as null. */
+export function expectLossesMatch(
+  result: Computed,
+  expected: { loss: number | number[]; tokenLoss: number[] },
+  reduction: Reduction
+): void {
+  expectArrayClose(Array.from(result.tokenLoss), expected.tokenLoss, 'token losses')
+  if (reduction === 'none') return
+  const loss = expected.loss as number
+  expectScalarClose(Number.isNaN(result.loss) ? null : result.loss, Number.isNaN(loss) ? null : loss, 'loss')
 }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import type { Reduction } from '../../schemas/cross-entropy.js'
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import { expectArrayClose, expectScalarClose } from '../helper.js'
-import { compute, expectFiniteDifferenceGradient, type Problem, referenceRunner } from './runners.js'
+import { compute, expectFiniteDifferenceGradient, type Problem, referenceRunner, scalarLossOf } from './runners.js'
 
 // Class probabilities instead of class indices, as PyTorch's probability targets; the service
 // runs them on the plain kernel.
@@ -88,10 +88,7 @@ describe('soft targets (plain kernel)', () => {
     await fc.assert(
       fc.asyncProperty(softArb, async (problem) => {
         const result = await run(problem)
-        const scalarLoss = (logits: number[][]) => {
-          const { loss } = reference(problem, logits)
-          return Array.isArray(loss) ? loss.reduce((a, b) => a + b, 0) : loss
-        }
+        const scalarLoss = (logits: number[][]) => scalarLossOf(reference(problem, logits).loss)
         expectFiniteDifferenceGradient(problem.logits, scalarLoss, result.gradients)
       }),
       { numRuns: 100 }

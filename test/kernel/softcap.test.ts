@@ -2,8 +2,15 @@ import fc from 'fast-check'
 import { describe, it } from 'vitest'
 import type { Reduction } from '../../schemas/cross-entropy.js'
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
-import { expectArrayClose, expectScalarClose } from '../helper.js'
-import { compute, expectFiniteDifferenceGradient, type Problem, referenceRunner } from './runners.js'
+import { expectScalarClose } from '../helper.js'
+import {
+  compute,
+  expectFiniteDifferenceGradient,
+  expectLossesMatch,
+  type Problem,
+  referenceRunner,
+  scalarLossOf
+} from './runners.js'
 
 // The service runs softcapped batches on the plain kernel (the SIMD one has no tanh).
 
@@ -52,12 +59,7 @@ describe('softcap (plain kernel)', () => {
     await fc.assert(
       fc.asyncProperty(softcapArb, async (problem) => {
         const result = await compute(problem, referenceRunner)
-        const expected = reference(problem)
-        expectArrayClose(Array.from(result.tokenLoss), expected.tokenLoss, 'token losses')
-        if (problem.reduction !== 'none') {
-          const loss = expected.loss as number
-          expectScalarClose(Number.isNaN(result.loss) ? null : result.loss, Number.isNaN(loss) ? null : loss, 'loss')
-        }
+        expectLossesMatch(result, reference(problem), problem.reduction)
       }),
       { numRuns: 200 }
     )
@@ -67,10 +69,7 @@ describe('softcap (plain kernel)', () => {
     await fc.assert(
       fc.asyncProperty(softcapArb, async (problem) => {
         const result = await compute(problem, referenceRunner)
-        const scalarLoss = (logits: number[][]) => {
-          const { loss } = reference(problem, logits)
-          return Array.isArray(loss) ? loss.reduce((a, b) => a + b, 0) : loss
-        }
+        const scalarLoss = (logits: number[][]) => scalarLossOf(reference(problem, logits).loss)
         if (Number.isNaN(scalarLoss(problem.logits))) return
         expectFiniteDifferenceGradient(problem.logits, scalarLoss, result.gradients)
       }),

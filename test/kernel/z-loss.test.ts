@@ -3,8 +3,15 @@ import { describe, it } from 'vitest'
 import type { Reduction } from '../../schemas/cross-entropy.js'
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import type { TaskRunner } from '../../src/pool/compute.js'
-import { expectArrayClose, expectScalarClose } from '../helper.js'
-import { compute, expectFiniteDifferenceGradient, type Problem, referenceRunner, wasmRunner } from './runners.js'
+import {
+  compute,
+  expectFiniteDifferenceGradient,
+  expectLossesMatch,
+  type Problem,
+  referenceRunner,
+  scalarLossOf,
+  wasmRunner
+} from './runners.js'
 
 const KERNELS: Array<[string, TaskRunner]> = [
   ['TypeScript', referenceRunner],
@@ -55,12 +62,7 @@ describe.each(KERNELS)('%s kernel with z-loss', (_name, run) => {
     await fc.assert(
       fc.asyncProperty(zProblemArb, async (problem) => {
         const result = await compute(problem, run)
-        const expected = reference(problem)
-        expectArrayClose(Array.from(result.tokenLoss), expected.tokenLoss, 'token losses')
-        if (problem.reduction !== 'none') {
-          const loss = expected.loss as number
-          expectScalarClose(Number.isNaN(result.loss) ? null : result.loss, Number.isNaN(loss) ? null : loss, 'loss')
-        }
+        expectLossesMatch(result, reference(problem), problem.reduction)
       }),
       { numRuns: 200 }
     )
@@ -70,10 +72,7 @@ describe.each(KERNELS)('%s kernel with z-loss', (_name, run) => {
     await fc.assert(
       fc.asyncProperty(zProblemArb, async (problem) => {
         const result = await compute(problem, run)
-        const scalarLoss = (logits: number[][]) => {
-          const { loss } = reference(problem, logits)
-          return Array.isArray(loss) ? loss.reduce((a, b) => a + b, 0) : loss
-        }
+        const scalarLoss = (logits: number[][]) => scalarLossOf(reference(problem, logits).loss)
         if (Number.isNaN(scalarLoss(problem.logits))) return
         expectFiniteDifferenceGradient(problem.logits, scalarLoss, result.gradients)
       }),
