@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ALL_ROWS_VALID, instantiateKernel } from '../src/kernel/wasm.js'
 import { KernelArena } from '../src/pool/arena.js'
+import { wholeBatchCall } from './kernel-call.js'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -37,25 +38,18 @@ for (let r = 0; r < rows; r++) targets[r] = (r * 7919) % vocab
 const kernels = positionals.map((file) => instantiateKernel(arena.memory, new WebAssembly.Module(readFileSync(file))))
 function rate(kernel: (typeof kernels)[number], withGradients: boolean): number {
   const start = process.hrtime.bigint()
-  const verdict = kernel({
-    logits: logits.byteOffset,
-    logitsDtype: 0,
-    targets: targets.byteOffset,
-    rowStart: 0,
-    rowEnd: rows,
-    vocab,
-    ignoreIndex: -100,
-    labelSmoothing: 0,
-    weight: 0,
-    classWeightSum: vocab,
-    gradScale: 1 / rows,
-    tokenLoss: tokenLoss.byteOffset,
-    nll: nll.byteOffset,
-    gradients: withGradients ? gradients.byteOffset : 0,
-    control: 0,
-    stats: 0,
-    zGrad: 0
-  })
+  const verdict = kernel(
+    wholeBatchCall({
+      logits: logits.byteOffset,
+      logitsDtype: 0,
+      targets: targets.byteOffset,
+      rows,
+      vocab,
+      tokenLoss: tokenLoss.byteOffset,
+      nll: nll.byteOffset,
+      gradients: withGradients ? gradients.byteOffset : 0
+    })
+  )
   if (verdict !== ALL_ROWS_VALID) throw new Error(`row ${verdict} was invalid`)
   return elements / (Number(process.hrtime.bigint() - start) / 1e3)
 }

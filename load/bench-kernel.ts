@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util'
 import { floatToBf16, floatToF16 } from '../src/codec/half.js'
 import { ALL_ROWS_VALID, instantiateKernel, LOGITS_DTYPE, type LogitsDtype } from '../src/kernel/wasm.js'
 import { KernelArena } from '../src/pool/arena.js'
+import { wholeBatchCall } from './kernel-call.js'
 
 const { values } = parseArgs({
   options: {
@@ -60,25 +61,18 @@ for (let r = 0; r < rows; r++) targets[r] = (r * 7919) % vocab
 
 const kernel = instantiateKernel(arena.memory)
 const call = (withGradients: boolean) => {
-  const verdict = kernel({
-    logits: logitsAddress,
-    logitsDtype: LOGITS_DTYPE[dtype],
-    targets: targets.byteOffset,
-    rowStart: 0,
-    rowEnd: rows,
-    vocab,
-    ignoreIndex: -100,
-    labelSmoothing: 0,
-    weight: 0,
-    classWeightSum: vocab,
-    gradScale: 1 / rows,
-    tokenLoss: tokenLoss.byteOffset,
-    nll: nll.byteOffset,
-    gradients: withGradients ? gradients.byteOffset : 0,
-    control: 0,
-    stats: 0,
-    zGrad: 0
-  })
+  const verdict = kernel(
+    wholeBatchCall({
+      logits: logitsAddress,
+      logitsDtype: LOGITS_DTYPE[dtype],
+      targets: targets.byteOffset,
+      rows,
+      vocab,
+      tokenLoss: tokenLoss.byteOffset,
+      nll: nll.byteOffset,
+      gradients: withGradients ? gradients.byteOffset : 0
+    })
+  )
   if (verdict !== ALL_ROWS_VALID) throw new Error(`row ${verdict} was invalid`)
 }
 

@@ -10,7 +10,6 @@ import { DEFAULT_IGNORE_INDEX } from './cross-entropy.js'
 
 const NullableMatrix = Type.Array(Type.Array(Type.Union([Type.Number(), Type.Null()])))
 
-export const LOGPROBS_OUTPUTS = ['target_logprobs', 'top_k', 'entropy'] as const
 export const MAX_TOP_K = 64
 
 const SoftcapSchema = Type.Number({

@@ -1,5 +1,5 @@
 import { DEFAULT_IGNORE_INDEX } from '../../schemas/cross-entropy.js'
-import type { LogprobsQuery } from '../../schemas/logprobs.js'
+import { type LogprobsQuery, MAX_TOP_K } from '../../schemas/logprobs.js'
 import { type Admission, type LogprobsBatch, logprobsBytes } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import type { LogitsDtype } from '../kernel/wasm.js'
@@ -20,8 +20,8 @@ export function decodeLogprobsSafetensors(body: BinaryBody, query: LogprobsQuery
     throw new XentErrors.INVALID_REQUEST(`ignore_index is ${query.ignore_index}; it must be a 32-bit integer`)
   }
   const topK = query.top_k === undefined ? 0 : Number(query.top_k)
-  if (query.top_k !== undefined && !(topK >= 1 && topK <= 64)) {
-    throw new XentErrors.INVALID_REQUEST(`top_k is ${query.top_k}; it must be an integer in [1, 64]`)
+  if (query.top_k !== undefined && !(topK >= 1 && topK <= MAX_TOP_K)) {
+    throw new XentErrors.INVALID_REQUEST(`top_k is ${query.top_k}; it must be an integer in [1, ${MAX_TOP_K}]`)
   }
   if (topK > vocab) throw new XentErrors.INVALID_REQUEST(`top_k is ${topK}, more than the ${vocab} classes of logits`)
   const positive = (name: 'softcap' | 'temperature', fallback: number) => {
