@@ -10,6 +10,7 @@ import contentTypes from './plugins/content-types.js'
 import deadline from './plugins/deadline.js'
 import errors from './plugins/errors.js'
 import metrics from './plugins/metrics.js'
+import playground from './plugins/playground.js'
 import pool from './plugins/pool.js'
 import pressure from './plugins/pressure.js'
 import rateLimit from './plugins/rate-limit.js'
@@ -86,5 +87,6 @@ export async function buildApp(settings: Partial<AppConfig> = {}, options: AppOp
   await app.register(healthRoutes)
   await app.register(crossEntropyRoutes)
   await app.register(logprobsRoutes)
+  await app.register(playground)
   return app
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { XentClient, XentError } from 'xent/client'
-import { buildForFile, expectArrayClose, expectScalarClose, fixtures } from './helper.js'
+import { buildForFile, expectArrayClose, expectScalarClose, fixtures, safetensorsFile } from './helper.js'
 
 // The package's own client, imported by its export name as a user would, against a live server.
 const app = await buildForFile({ API_KEYS: 'client-key' })
@@ -42,6 +42,30 @@ describe('XentClient', () => {
       (expected.gradients as number[][]).flat(),
       'gradients'
     )
+  })
+
+  it('sends a safetensors file as it is and reads the answer as JSON', async () => {
+    const found = fixtures.find(({ name }) => name === 'padding_ignore_index_default')
+    if (found === undefined) throw new Error('no padding fixture')
+    const { request, expected } = found
+    const logits = request.logits as number[][][]
+    const shape = [logits.length, logits[0].length, logits[0][0].length]
+    const file = safetensorsFile([
+      { name: 'logits', dtype: 'F32', shape, data: Float32Array.from(logits.flat(2)) },
+      {
+        name: 'targets',
+        dtype: 'I64',
+        shape: shape.slice(0, 2),
+        data: BigInt64Array.from((request.targets as number[][]).flat(), BigInt)
+      }
+    ])
+    const answer = await xent.crossEntropySafetensors(new Blob([new Uint8Array(file)]), {
+      outputs: ['token_losses', 'sequence_perplexities']
+    })
+    expectScalarClose(answer.loss as number, expected.loss as number, 'loss')
+    expect(answer.count).toBe(expected.count)
+    expectArrayClose(answer.token_losses, expected.token_losses, 'token_losses')
+    expect((answer.sequence_perplexities as number[]).length).toBe(shape[0])
   })
 
   it('calls /v1/logprobs', async () => {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { access, cp, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,6 +11,8 @@ import { startServer } from './server-process.js'
 // No Docker engine runs here, so the image's runtime stage is replayed by hand: the same
 // production-only install from the lock file, the built dist/, the same CMD and HEALTHCHECK.
 const root = fileURLToPath(new URL('..', import.meta.url))
+/** `npm run docker:check` replays the build stage's `npm run build` whole, wasm included. */
+const FULL_BUILD = process.env.XENT_DOCKER_CHECK === '1'
 const run = promisify(execFile)
 
 async function readDockerfile() {
@@ -39,6 +41,57 @@ describe('Dockerfile', () => {
     // Signals reach Node through an init process.
     expect(runtime).toMatch(/apt-get install -y --no-install-recommends tini/)
     expect(execForm(runtime, 'ENTRYPOINT')).toEqual(['/usr/bin/tini', '--'])
+  })
+
+  it('build stage: the files it copies are all `npm run build` needs, the playground included', {
+    timeout: 180_000
+  }, async () => {
+    const { stages } = await readDockerfile()
+    const build = stages[0]
+    const dir = await mkdtemp(join(tmpdir(), 'xent-build-stage-'))
+    onTestFinished(() => rm(dir, { recursive: true, force: true }))
+    // Every `COPY <sources…> <destination>` of the build stage, relative to WORKDIR /app.
+    const copies = [...build.matchAll(/^COPY (?!--)(.+)$/gm)].map((match) => match[1].trim().split(/\s+/))
+    expect(copies.length).toBeGreaterThan(0)
+    for (const parts of copies) {
+      const destination = join(dir, parts.at(-1) ?? '.')
+      for (const source of parts.slice(0, -1)) {
+        const into = destination.endsWith('/') || parts.length > 2 ? join(destination, source) : destination
+        await cp(join(root, source), into, { recursive: true })
+      }
+    }
+    // The stage's `npm ci` is the lock file's tree; this one is the same tree, already installed.
+    expect(build).toMatch(/^RUN npm ci$/m)
+    await symlink(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir')
+    expect(build).toMatch(/^RUN npm run build$/m)
+    if (FULL_BUILD) {
+      await run('npm', ['run', 'build'], { cwd: dir })
+    } else {
+      // Binaryen's -O3 pass over the kernel takes minutes on a small machine, so the ordinary test
+      // run takes the wasm built from the same sources (after checking the copy has them) and runs
+      // every other step of the build script; `npm run docker:check` runs all of it.
+      const { scripts } = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
+        scripts: Record<string, string>
+      }
+      const path = `${join(dir, 'node_modules/.bin')}:${process.env.PATH}`
+      for (const step of scripts.build.split('&&').map((command) => command.trim())) {
+        if (step === 'npm run build:wasm') {
+          const source = /^asc (\S+)/.exec(scripts['build:wasm'])?.[1] ?? 'the wasm source'
+          await expect(access(join(dir, source))).resolves.toBeUndefined()
+          await cp(join(root, 'dist/wasm'), join(dir, 'dist/wasm'), { recursive: true })
+        } else {
+          await run('sh', ['-c', step], { cwd: dir, env: { ...process.env, PATH: path } })
+        }
+      }
+    }
+    for (const built of [
+      'dist/src/server.js',
+      'dist/wasm/cross-entropy.wasm',
+      'dist/public/index.html',
+      'dist/public/playground.js'
+    ]) {
+      await expect(access(join(dir, built))).resolves.toBeUndefined()
+    }
   })
 
   it('runtime stage: production dependencies alone serve the API, and the HEALTHCHECK passes', {
@@ -71,5 +124,9 @@ describe('Dockerfile', () => {
     })
     expect(res.status).toBe(200)
     expect(((await res.json()) as { count: number }).count).toBe(expected.count)
+    // The playground ships in dist/ and needs nothing else at run time.
+    for (const path of ['/', '/playground.js', '/playground.css']) {
+      expect((await fetch(`${server.base}${path}`)).status).toBe(200)
+    }
   })
 })

@@ -12,7 +12,7 @@ import type { CrossEntropyRequest, CrossEntropyResponse, OutputName, Reduction }
 import type { LogprobsRequest, LogprobsResponse } from '../../schemas/logprobs.js'
 import { readSafetensors, type TensorToWrite, writeSafetensors } from '../codec/safetensors.js'
 
-export type { CrossEntropyRequest, CrossEntropyResponse, LogprobsRequest, LogprobsResponse }
+export type { CrossEntropyRequest, CrossEntropyResponse, LogprobsRequest, LogprobsResponse, OutputName, Reduction }
 
 export interface XentClientOptions {
   /** Where xent listens, e.g. http://localhost:8080. */
@@ -36,7 +36,16 @@ export class XentError extends Error {
   }
 }
 
-export interface TensorRequest {
+/** Options of a safetensors request, sent as query parameters. */
+export interface TensorOptions {
+  reduction?: Reduction
+  ignoreIndex?: number
+  labelSmoothing?: number
+  outputs?: OutputName[]
+  gradDtype?: 'F32' | 'F16' | 'BF16'
+}
+
+export interface TensorRequest extends TensorOptions {
   /** Logits, row-major, F32 (a Float32Array) or raw F16/BF16 words (a Uint16Array with logitsDtype). */
   logits: Float32Array | Uint16Array
   logitsDtype?: 'F32' | 'F16' | 'BF16'
@@ -45,11 +54,6 @@ export interface TensorRequest {
   /** One class index per position, shaped like shape without V. */
   targets: Int32Array | BigInt64Array
   weight?: Float32Array
-  reduction?: Reduction
-  ignoreIndex?: number
-  labelSmoothing?: number
-  outputs?: OutputName[]
-  gradDtype?: 'F32' | 'F16' | 'BF16'
 }
 
 export interface TensorResponse {
@@ -78,7 +82,8 @@ export class XentClient {
   constructor(options: XentClientOptions) {
     this.#baseUrl = options.baseUrl.replace(/\/+$/, '')
     this.#headers = options.apiKey === undefined ? {} : { authorization: `Bearer ${options.apiKey}` }
-    this.#fetch = options.fetch ?? fetch
+    // A browser's fetch must be called on the window, never as a method of another object.
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init))
   }
 
   /** POST /v1/cross-entropy with a JSON body: the loss, perplexity, count and the outputs asked for. */
@@ -105,19 +110,8 @@ export class XentClient {
     if (request.weight !== undefined) {
       tensors.push({ name: 'weight', dtype: 'F32', shape: [request.shape.at(-1) ?? 0], data: request.weight })
     }
-    const query = new URLSearchParams()
-    if (request.reduction !== undefined) query.set('reduction', request.reduction)
-    if (request.ignoreIndex !== undefined) query.set('ignore_index', String(request.ignoreIndex))
-    if (request.labelSmoothing !== undefined) query.set('label_smoothing', String(request.labelSmoothing))
-    if (request.outputs !== undefined) query.set('outputs', request.outputs.join(','))
-    if (request.gradDtype !== undefined) query.set('grad_dtype', request.gradDtype)
     const body = new Blob(writeSafetensors(tensors) as BlobPart[])
-    const response = await this.#fetch(`${this.#baseUrl}/v1/cross-entropy?${query}`, {
-      method: 'POST',
-      headers: { ...this.#headers, 'content-type': 'application/octet-stream', accept: 'application/octet-stream' },
-      body
-    })
-    if (!response.ok) throw await errorOf(response)
+    const response = await this.#post(`/v1/cross-entropy?${queryOf(request)}`, body, SAFETENSORS)
     const bytes = new Uint8Array(await response.arrayBuffer())
     const answer: TensorResponse['tensors'] = {}
     for (const [name, info] of readSafetensors(bytes).tensors) {
@@ -133,6 +127,16 @@ export class XentClient {
     }
   }
 
+  /**
+   * POST /v1/cross-entropy with a safetensors file as it is (logits, targets, optionally weight),
+   * answered in JSON: for a file saved from PyTorch, or dropped into a browser.
+   */
+  async crossEntropySafetensors(file: Blob | Uint8Array, options: TensorOptions = {}): Promise<CrossEntropyResponse> {
+    const body = file instanceof Blob ? file : new Blob([file as BlobPart])
+    const response = await this.#post(`/v1/cross-entropy?${queryOf(options)}`, body, 'application/json')
+    return (await response.json()) as CrossEntropyResponse
+  }
+
   async #json(path: string, request: object): Promise<unknown> {
     const response = await this.#fetch(`${this.#baseUrl}${path}`, {
       method: 'POST',
@@ -142,6 +146,28 @@ export class XentClient {
     if (!response.ok) throw await errorOf(response)
     return response.json()
   }
+
+  async #post(path: string, body: Blob, accept: string): Promise<Response> {
+    const response = await this.#fetch(`${this.#baseUrl}${path}`, {
+      method: 'POST',
+      headers: { ...this.#headers, 'content-type': SAFETENSORS, accept },
+      body
+    })
+    if (!response.ok) throw await errorOf(response)
+    return response
+  }
+}
+
+const SAFETENSORS = 'application/octet-stream'
+
+function queryOf(options: TensorOptions): URLSearchParams {
+  const query = new URLSearchParams()
+  if (options.reduction !== undefined) query.set('reduction', options.reduction)
+  if (options.ignoreIndex !== undefined) query.set('ignore_index', String(options.ignoreIndex))
+  if (options.labelSmoothing !== undefined) query.set('label_smoothing', String(options.labelSmoothing))
+  if (options.outputs !== undefined) query.set('outputs', options.outputs.join(','))
+  if (options.gradDtype !== undefined) query.set('grad_dtype', options.gradDtype)
+  return query
 }
 
 async function errorOf(response: Response): Promise<XentError> {

@@ -21,8 +21,8 @@ const PREFLIGHT_MAX_AGE = 600
  * Dashboards call xent from browsers. CORS admits exactly the listed origins, for GET and POST
  * with the headers the API reads, and lets them read the headers it sets; a preflight is cached
  * for PREFLIGHT_MAX_AGE. Helmet sets its security headers on every answer, with a content
- * security policy that allows Swagger UI's scripts and styles from xent itself, its one inline
- * style by hash, and nothing from elsewhere.
+ * security policy that allows scripts and styles (the playground's, Swagger UI's) from xent
+ * itself, Swagger UI's one inline style by hash, and nothing from elsewhere.
  */
 async function browsers(app: FastifyInstance, opts: BrowserOptions): Promise<void> {
   await app.register(cors, {
@@ -40,7 +40,11 @@ async function browsers(app: FastifyInstance, opts: BrowserOptions): Promise<voi
         defaultSrc: ["'self'"],
         imgSrc: ["'self'", 'data:'],
         scriptSrc: ["'self'", ...app.swaggerCSP.script],
-        styleSrc: ["'self'", SWAGGER_UI_STYLE_HASH, ...app.swaggerCSP.style]
+        styleSrc: ["'self'", SWAGGER_UI_STYLE_HASH, ...app.swaggerCSP.style],
+        // Helmet's default would have browsers fetch the page's own script over https. xent
+        // serves plain HTTP inside a cluster (TLS ends at the ingress), where that breaks the
+        // playground and the docs for anyone reaching a pod by its address.
+        upgradeInsecureRequests: null
       }
     }
   })
