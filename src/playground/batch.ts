@@ -89,11 +89,12 @@ export function mountBatch(section: HTMLElement, api: PlaygroundApi): void {
       }
     })
 
-  runButton.addEventListener('click', fromText)
-  find(section, '#batch-example').addEventListener('click', () => {
+  const loadExample = () => {
     text.value = exampleBatch()
     fromText()
-  })
+  }
+  runButton.addEventListener('click', fromText)
+  find(section, '#batch-example').addEventListener('click', loadExample)
   fileInput.addEventListener('change', () => {
     const file = fileInput.files?.[0]
     if (file !== undefined) fromFile(file)
@@ -110,4 +111,6 @@ export function mountBatch(section: HTMLElement, api: PlaygroundApi): void {
     const file = event.dataTransfer?.files[0]
     if (file !== undefined) fromFile(file)
   })
+  // A first visit shows a batch at once, and the request format beside it.
+  loadExample()
 }

@@ -246,7 +246,6 @@ class ColumnChart {
     if (kind === 'probability') {
       const uniformY = this.#zeroY - this.#scale / WORDS.length
       svg(element, 'line', { class: 'uniform', x1: 0, x2: WIDTH, y1: uniformY, y2: uniformY })
-      svg(element, 'text', { class: 'uniform-label', x: WIDTH - 2, y: uniformY - 4, 'text-anchor': 'end' }, '1/V')
     }
     this.#bars = []
     this.#labels = []

@@ -172,6 +172,10 @@ describe.skipIf(!hasChromium)('the playground in a real browser', () => {
     const cells = page.locator('[data-testid="heatmap"] rect.cell')
     const ignored = page.locator('[data-testid="heatmap"] rect.cell.ignored')
 
+    // The page opens on its example: 4 sequences of 12, 8 positions of padding.
+    await expect.poll(() => cells.count()).toBe(4 * 12)
+    expect(await ignored.count()).toBe(8)
+
     // Pasted JSON: B = 2, T = 3, V = 4, one padding position.
     const logits = [
       [
@@ -256,7 +260,7 @@ describe.skipIf(!hasChromium)('the playground in a real browser', () => {
       .toMatch(/XENT_TARGET_OUT_OF_RANGE.*targets\[0\]\[1\]/)
     expect(await cells.count()).toBe(B * T)
 
-    // The example: 4 sequences of 12, 8 positions of padding.
+    // The example again, from its button.
     await page.locator('#batch-example').click()
     await expect.poll(() => cells.count()).toBe(4 * 12)
     expect(await ignored.count()).toBe(8)
