@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { build } from '../helper.js'
-import { CHROMIUM, hasChromium, launchChromium } from './chromium.js'
+import { CHROMIUM, cspViolations, hasChromium, launchChromium, watchProblems } from './chromium.js'
 
 if (!hasChromium) console.warn(`skipping the browser tests: ${CHROMIUM} is missing (apt-get install -y chromium)`)
 
@@ -12,11 +12,7 @@ describe.skipIf(!hasChromium)('Swagger UI in a real browser', () => {
     const browser = await launchChromium()
     onTestFinished(() => browser.close())
     const page = await browser.newPage()
-    const problems: string[] = []
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(message.text())
-    })
-    page.on('pageerror', (error) => problems.push(error.message))
+    const problems = watchProblems(page)
     const response = await page.goto(`${url}/docs`)
     expect(response?.headers()['content-security-policy']).toContain("default-src 'self'")
     // Swagger UI has fetched /openapi.json and drawn the operation.
@@ -27,6 +23,6 @@ describe.skipIf(!hasChromium)('Swagger UI in a real browser', () => {
     await page.locator('.try-out__btn').waitFor({ timeout: 15_000 })
     mkdirSync(new URL('../artifacts/', import.meta.url), { recursive: true })
     await page.screenshot({ path: new URL('../artifacts/docs.png', import.meta.url).pathname, fullPage: true })
-    expect(problems.filter((text) => /Content Security Policy|Refused to/i.test(text))).toEqual([])
+    expect(cspViolations(problems)).toEqual([])
   }, 30_000)
 })

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import { PLAYGROUND_DIR } from '../../src/plugins/playground.js'
 import { build, safetensorsFile } from '../helper.js'
-import { CHROMIUM, hasChromium, launchChromium } from './chromium.js'
+import { CHROMIUM, cspViolations, hasChromium, launchChromium, watchProblems } from './chromium.js'
 
 if (!hasChromium) console.warn(`skipping the browser tests: ${CHROMIUM} is missing (apt-get install -y chromium)`)
 
@@ -27,11 +27,7 @@ async function openPlayground(config: Parameters<typeof build>[0] = {}): Promise
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, hasTouch: true })
   onTestFinished(() => context.close())
   const page = await context.newPage()
-  const problems: string[] = []
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(message.text())
-  })
-  page.on('pageerror', (error) => problems.push(error.message))
+  const problems = watchProblems(page)
   const response = await page.goto(`${url}/`)
   expect(response?.status()).toBe(200)
   expect(response?.headers()['content-security-policy']).toContain("default-src 'self'")
@@ -102,10 +98,6 @@ async function dragWithTouch(page: Page, testId: string, dy: number): Promise<vo
   }
   await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] })
   await cdp.detach()
-}
-
-function cspProblems(problems: string[]): string[] {
-  return problems.filter((text) => /Content Security Policy|Refused to/i.test(text))
 }
 
 describe.skipIf(!hasChromium)('the playground in a real browser', () => {
@@ -275,7 +267,7 @@ describe.skipIf(!hasChromium)('the playground in a real browser', () => {
     await page.screenshot({ path: new URL('playground.png', ARTIFACTS).pathname, fullPage: true })
     await page.setViewportSize({ width: 420, height: 900 })
     await page.screenshot({ path: new URL('playground-narrow.png', ARTIFACTS).pathname, fullPage: true })
-    expect(cspProblems(problems)).toEqual([])
+    expect(cspViolations(problems)).toEqual([])
     // The one expected console error is the service's 400 for the out-of-range target.
     expect(problems.filter((text) => !text.includes('400 (Bad Request)'))).toEqual([])
   }, 60_000)
@@ -288,6 +280,6 @@ describe.skipIf(!hasChromium)('the playground in a real browser', () => {
     expect(await settled(page, 'loss-value')).toBeCloseTo(await expectedLoss(page), 4)
     expect(await settled(page, 'curve-loss')).toBeCloseTo(-Math.log(0.25), 4)
     expect(await page.locator('#api-key').isHidden()).toBe(true)
-    expect(cspProblems(problems)).toEqual([])
+    expect(cspViolations(problems)).toEqual([])
   }, 30_000)
 })
