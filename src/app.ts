@@ -68,7 +68,11 @@ export async function buildApp(settings: Partial<AppConfig> = {}, options: AppOp
   await app.register(browsers, { corsOrigins: listSetting(config.CORS_ORIGINS) })
   const apiKeys = listSetting(config.API_KEYS)
   await app.register(auth, { keys: apiKeys })
-  await app.register(rateLimit, { perMinute: config.RATE_LIMIT_PER_MIN, keyed: apiKeys.length > 0 })
+  await app.register(rateLimit, {
+    perMinute: config.RATE_LIMIT_PER_MIN,
+    keyed: apiKeys.length > 0,
+    redisUrl: config.RATE_LIMIT_REDIS_URL
+  })
   await app.register(pressure, {
     maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS,
     maxHeapUsedMb: config.MAX_HEAP_USED_MB,

@@ -28,7 +28,8 @@ export const ConfigSchema = Type.Object({
   // Who may call it.
   API_KEYS: Type.Optional(Type.String({ default: '' })),
   CORS_ORIGINS: Type.Optional(Type.String({ default: '' })),
-  RATE_LIMIT_PER_MIN: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 }))
+  RATE_LIMIT_PER_MIN: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 })),
+  RATE_LIMIT_REDIS_URL: Type.Optional(Type.String({ pattern: '^(rediss?://.+)?$', default: '' }))
 })
 export type Config = Required<Static<typeof ConfigSchema>>
 

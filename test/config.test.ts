@@ -22,7 +22,8 @@ describe('loadConfig', () => {
       SHUTDOWN_DELAY_MS: 0,
       API_KEYS: '',
       CORS_ORIGINS: '',
-      RATE_LIMIT_PER_MIN: 0
+      RATE_LIMIT_PER_MIN: 0,
+      RATE_LIMIT_REDIS_URL: ''
     })
   })
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
 import { XentErrors } from '../errors.js'
 import { isApiRoute } from './auth.js'
 
@@ -10,7 +11,12 @@ export interface RateLimitOptions {
   perMinute: number
   /** Whether API keys are checked: only then does a key name the caller. */
   keyed: boolean
+  /** A Redis all replicas share, so that a caller's budget is one across pods; '' keeps it per pod. */
+  redisUrl?: string
 }
+
+/** How long a count may wait for Redis before the request goes on uncounted. */
+const REDIS_TIMEOUT_MS = 500
 
 /**
  * A caller is its bearer key (hashed: keys never sit in the limiter's map), which auth has
@@ -38,8 +44,41 @@ async function rateLimiting(app: FastifyInstance, opts: RateLimitOptions): Promi
     timeWindow: 60_000,
     keyGenerator: callerKey(opts.keyed),
     allowList: (request) => !isApiRoute(request),
-    errorResponseBuilder: (_request, context) => new XentErrors.RATE_LIMITED(context.max, context.after)
+    errorResponseBuilder: (_request, context) => new XentErrors.RATE_LIMITED(context.max, context.after),
+    ...(opts.redisUrl ? await sharedStore(app, opts.redisUrl) : {})
   })
+}
+
+/**
+ * The counts in Redis (RATE_LIMIT_REDIS_URL), shared by every replica. A limit is there to spare
+ * the service, not to guard data, so while Redis is unreachable requests go on uncounted (fail
+ * open, logged once per outage) rather than fail: no command waits in a queue for a connection,
+ * and none waits longer than REDIS_TIMEOUT_MS.
+ */
+async function sharedStore(app: FastifyInstance, url: string) {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: REDIS_TIMEOUT_MS,
+    commandTimeout: REDIS_TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false
+  })
+  let reachable = true
+  redis.on('error', (error: Error) => {
+    if (reachable)
+      app.log.warn({ err: error }, 'the rate-limit store (RATE_LIMIT_REDIS_URL) is unreachable: requests go uncounted')
+    reachable = false
+  })
+  redis.on('ready', () => {
+    if (!reachable) app.log.info('the rate-limit store is reachable again')
+    reachable = true
+  })
+  app.addHook('onClose', async () => {
+    redis.disconnect()
+  })
+  // Booting does not wait on Redis: without it the limit is off, and it reconnects by itself.
+  await redis.connect().catch(() => {})
+  return { redis, nameSpace: 'xent-rate-limit-', skipOnError: true }
 }
 
 export default fp(rateLimiting, { name: 'rate-limit' })
