@@ -264,9 +264,29 @@ describe.skipIf(!hasChromium)('the playground in a real browser', () => {
     expect(await settled(page, 'loss-value')).toBeLessThan(beforeShot)
     await page.evaluate(() => window.scrollTo(0, 0))
     mkdirSync(ARTIFACTS, { recursive: true })
-    await page.screenshot({ path: new URL('playground.png', ARTIFACTS).pathname, fullPage: true })
+    await page.screenshot({
+      path: new URL('playground.png', ARTIFACTS).pathname,
+      fullPage: true,
+      animations: 'disabled'
+    })
     await page.setViewportSize({ width: 420, height: 900 })
-    await page.screenshot({ path: new URL('playground-narrow.png', ARTIFACTS).pathname, fullPage: true })
+    await page.screenshot({
+      path: new URL('playground-narrow.png', ARTIFACTS).pathname,
+      fullPage: true,
+      animations: 'disabled'
+    })
+    // A phone scrolls the charts sideways; the page itself never grows wider than the screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(420)
+    await page.setViewportSize({ width: 1280, height: 900 })
+    const paper = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor)
+    const light = await paper()
+    await page.emulateMedia({ colorScheme: 'dark' })
+    expect(await paper()).not.toBe(light)
+    await page.screenshot({
+      path: new URL('playground-dark.png', ARTIFACTS).pathname,
+      fullPage: true,
+      animations: 'disabled'
+    })
     expect(cspViolations(problems)).toEqual([])
     // The one expected console error is the service's 400 for the out-of-range target.
     expect(problems.filter((text) => !text.includes('400 (Bad Request)'))).toEqual([])
