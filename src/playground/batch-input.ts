@@ -62,12 +62,14 @@ export function parseBatchJson(
     throw new BatchInputError('the request needs targets (or soft_targets)')
   }
   const outputs = isArray(request.outputs) ? (request.outputs as OutputName[]) : []
+  // Soft targets have no per-sequence perplexity (no class to be surprised by): losses only.
+  const drawn: OutputName[] = request.soft_targets === undefined ? BATCH_OUTPUTS : ['token_losses']
   return {
     request: {
       ...(request as CrossEntropyRequest),
       ...(request.soft_targets === undefined ? { ignore_index: ignoreIndex } : {}),
       reduction: 'mean',
-      outputs: [...new Set([...outputs, ...BATCH_OUTPUTS])]
+      outputs: [...new Set([...outputs, ...drawn])]
     },
     shape: { sequences, positions, vocabulary, targets, ignoreIndex }
   }

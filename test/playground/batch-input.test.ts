@@ -51,6 +51,33 @@ describe('a pasted batch', () => {
     expect(flat.request.reduction).toBe('mean')
   })
 
+  it('sends soft targets on, asking only for token losses (they have no per-sequence perplexity)', async () => {
+    const { request, shape } = parseBatchJson(
+      JSON.stringify({
+        logits: [
+          [
+            [1, 2],
+            [3, 1]
+          ]
+        ],
+        soft_targets: [
+          [
+            [0.5, 0.5],
+            [1, 0]
+          ]
+        ]
+      }),
+      IGNORE
+    )
+    expect(shape).toMatchObject({ sequences: 1, positions: 2, targets: null })
+    expect(request.outputs).toEqual(['token_losses'])
+    expect(request.ignore_index).toBeUndefined()
+    const app = await build()
+    const answer = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request })
+    expect(answer.statusCode).toBe(200)
+    expect(answer.json().token_losses).toHaveLength(1)
+  })
+
   it('takes the page’s ignore_index unless the request carries its own', () => {
     const { request, shape } = parseBatchJson(JSON.stringify({ logits: [[1, 2]], targets: [0] }), 7)
     expect(request.ignore_index).toBe(7)
