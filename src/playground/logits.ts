@@ -75,6 +75,17 @@ export function mountLogits(section: HTMLElement, api: PlaygroundApi): void {
     }
   })
 
+  // All logits equal is the untrained model: p = 1/V for every word, a loss of exactly log V.
+  find(section, '#logits-even').addEventListener('click', () => {
+    state.logits.fill(0)
+    update()
+  })
+  find(section, '#logits-reset').addEventListener('click', () => {
+    state.logits.splice(0, WORDS.length, ...START_LOGITS)
+    state.target = 0
+    update()
+  })
+
   function update(): void {
     bars.draw(state)
     targetWord.textContent = WORDS[state.target]

@@ -139,6 +139,13 @@ describe.skipIf(!hasChromium)('the playground in a real browser', () => {
     expect((await shownLogits(page))[wrong]).toBeCloseTo(beforeKeys - 1, 6)
     expect(await settled(page, 'loss-value')).toBeCloseTo(await expectedLoss(page), 4)
 
+    // An even guess is the untrained model: the service gives exactly log V; Reset brings the start back.
+    await page.locator('#logits-even').click()
+    expect(await settled(page, 'loss-value')).toBeCloseTo(Math.log(8), 4)
+    await page.locator('#logits-reset').click()
+    expect(await settled(page, 'loss-value')).toBeCloseTo(start, 4)
+    expect(await shownTarget(page)).toBe(target)
+
     // Clicking a word makes it the target; the loss is now −log p of that word.
     await page.getByTestId(`target-${wrong}`).click()
     expect(await shownTarget(page)).toBe(wrong)
