@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { distPath } from '../dist-path.js'
 
 /**
  * The WebAssembly build of src/kernel/assembly/cross-entropy.ts (`npm run build:wasm`), and a typed
@@ -7,11 +7,7 @@ import { fileURLToPath } from 'node:url'
  * (which writes tensors into it) and every worker's instance (which computes on them in place).
  */
 
-// dist/wasm/ sits at the package root's dist/, whether this file runs from src/ or dist/src/.
-const fromSources = import.meta.url.endsWith('.ts')
-export const WASM_FILE = fileURLToPath(
-  new URL(fromSources ? '../../dist/wasm/cross-entropy.wasm' : '../../wasm/cross-entropy.wasm', import.meta.url)
-)
+export const WASM_FILE = distPath('wasm/cross-entropy.wasm')
 
 /** Logit dtypes, as the kernel numbers them. */
 export const LOGITS_DTYPE = { F32: 0, F16: 1, BF16: 2 } as const

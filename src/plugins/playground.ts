@@ -1,15 +1,11 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { distPath } from '../dist-path.js'
 
-// dist/public/ sits at the package root's dist/, whether this file runs from src/ or dist/src/.
-const fromSources = import.meta.url.endsWith('.ts')
-export const PLAYGROUND_DIR = fileURLToPath(
-  new URL(fromSources ? '../../dist/public/' : '../../public/', import.meta.url)
-)
+export const PLAYGROUND_DIR = distPath('public/')
 
 export interface PlaygroundOptions {
   /** Where the built page is (`npm run build:playground`); PLAYGROUND_DIR unless a test says otherwise. */
