@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { type BinaryQuery, BinaryQuerySchema, SafetensorsBodySchema } from '../../schemas/binary.js'
+import { type BinaryQuery, BinaryQuerySchema } from '../../schemas/binary.js'
 import {
   type CrossEntropyRequest,
   CrossEntropyRequestSchema,
@@ -10,12 +10,12 @@ import { decodeSafetensorsRequest, encodeSafetensorsResponse } from '../codec/bi
 import { decodeJsonRequest, encodeJsonResponse } from '../codec/json.js'
 import { isFault } from '../pool/faults.js'
 import {
-  ERROR_RESPONSES,
   isBinaryBody,
   refuseQueryForJson,
   requestMemory,
-  SAFETENSORS,
   sendSafetensors,
+  stringifyAnswer,
+  tensorRouteSchema,
   wantsSafetensors
 } from './tensors.js'
 
@@ -29,40 +29,18 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
   app.post(
     '/v1/cross-entropy',
     {
-      schema: {
-        tags: ['loss'],
+      schema: tensorRouteSchema({
         summary: 'Cross-entropy loss, per-token losses, gradients and perplexity',
         description,
-        security: [{ bearerAuth: [] }],
         querystring: BinaryQuerySchema,
-        body: {
-          content: {
-            'application/json': { schema: CrossEntropyRequestSchema },
-            [SAFETENSORS]: { schema: SafetensorsBodySchema }
-          }
-        },
-        response: {
-          200: {
-            description: 'The loss, perplexity and count, plus the outputs asked for.',
-            content: {
-              'application/json': { schema: CrossEntropyResponseSchema },
-              [SAFETENSORS]: {
-                schema: {
-                  type: 'string',
-                  format: 'binary',
-                  description:
-                    'safetensors: loss (F64 [], or F32 shaped like targets for none), perplexity (F64 []), count (I64 []), token_losses (F32), gradients (grad_dtype).'
-                }
-              }
-            }
-          },
-          ...ERROR_RESPONSES
-        }
-      },
+        request: CrossEntropyRequestSchema,
+        response: CrossEntropyResponseSchema,
+        answer: 'The loss, perplexity and count, plus the outputs asked for.',
+        safetensorsAnswer:
+          'safetensors: loss (F64 [], or F32 shaped like targets for none), perplexity (F64 []), count (I64 []), token_losses (F32), gradients (grad_dtype).'
+      }),
       onRequest: app.admitRequest,
-      // The answer can hold millions of gradient numbers: plain JSON.stringify is the fastest way
-      // to write them, and a schema-driven serializer would have to test every union branch.
-      serializerCompiler: () => (data) => JSON.stringify(data)
+      serializerCompiler: stringifyAnswer
     },
     async (request, reply) => {
       const query = request.query as BinaryQuery

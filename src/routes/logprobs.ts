@@ -1,5 +1,4 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { SafetensorsBodySchema } from '../../schemas/binary.js'
 import {
   type LogprobsQuery,
   LogprobsQuerySchema,
@@ -11,12 +10,12 @@ import type { LogprobsBatch } from '../batch.js'
 import { decodeLogprobsJson, encodeLogprobsJson } from '../codec/json.js'
 import { decodeLogprobsSafetensors, encodeLogprobsSafetensors } from '../codec/logprobs-binary.js'
 import {
-  ERROR_RESPONSES,
   isBinaryBody,
   refuseQueryForJson,
   requestMemory,
-  SAFETENSORS,
   sendSafetensors,
+  stringifyAnswer,
+  tensorRouteSchema,
   wantsSafetensors
 } from './tensors.js'
 
@@ -30,38 +29,18 @@ const logprobsRoutes: FastifyPluginAsync = async (app) => {
   app.post(
     '/v1/logprobs',
     {
-      schema: {
-        tags: ['loss'],
+      schema: tensorRouteSchema({
         summary: 'Token log-probabilities, top-k and entropy, for RL fine-tuning',
         description,
-        security: [{ bearerAuth: [] }],
         querystring: LogprobsQuerySchema,
-        body: {
-          content: {
-            'application/json': { schema: LogprobsRequestSchema },
-            [SAFETENSORS]: { schema: SafetensorsBodySchema }
-          }
-        },
-        response: {
-          200: {
-            description: 'The log-probabilities asked for.',
-            content: {
-              'application/json': { schema: LogprobsResponseSchema },
-              [SAFETENSORS]: {
-                schema: {
-                  type: 'string',
-                  format: 'binary',
-                  description:
-                    'safetensors: target_logprobs (F32, like targets), top_k_ids (I64) and top_k_logprobs (F32), both (…, k), entropy (F32).'
-                }
-              }
-            }
-          },
-          ...ERROR_RESPONSES
-        }
-      },
+        request: LogprobsRequestSchema,
+        response: LogprobsResponseSchema,
+        answer: 'The log-probabilities asked for.',
+        safetensorsAnswer:
+          'safetensors: target_logprobs (F32, like targets), top_k_ids (I64) and top_k_logprobs (F32), both (…, k), entropy (F32).'
+      }),
       onRequest: app.admitRequest,
-      serializerCompiler: () => (data) => JSON.stringify(data)
+      serializerCompiler: stringifyAnswer
     },
     async (request, reply) => {
       const query = request.query as LogprobsQuery

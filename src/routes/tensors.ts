@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { TSchema } from 'typebox'
+import { SafetensorsBodySchema } from '../../schemas/binary.js'
 import { ErrorSchema } from '../../schemas/common.js'
 import type { BinaryBody } from '../codec/binary.js'
 import type { MemorySource } from '../codec/json.js'
@@ -11,7 +13,7 @@ import { XentErrors } from '../errors.js'
 export const SAFETENSORS = 'application/octet-stream'
 
 /** Every coded error a tensor route may answer with. */
-export const ERROR_RESPONSES = {
+const ERROR_RESPONSES = {
   400: ErrorSchema,
   401: ErrorSchema,
   413: ErrorSchema,
@@ -20,6 +22,52 @@ export const ERROR_RESPONSES = {
   500: ErrorSchema,
   503: ErrorSchema
 }
+
+export interface TensorRouteDocs {
+  summary: string
+  description: string
+  /** The options of a safetensors request. */
+  querystring: TSchema
+  /** The JSON body and the JSON answer. */
+  request: TSchema
+  response: TSchema
+  /** What a 200 holds, and the tensors of a safetensors answer. */
+  answer: string
+  safetensorsAnswer: string
+}
+
+/** The schema of a tensor route: JSON or safetensors in, JSON or safetensors out, coded errors. */
+export function tensorRouteSchema(docs: TensorRouteDocs) {
+  return {
+    tags: ['loss'],
+    summary: docs.summary,
+    description: docs.description,
+    security: [{ bearerAuth: [] }],
+    querystring: docs.querystring,
+    body: {
+      content: {
+        'application/json': { schema: docs.request },
+        [SAFETENSORS]: { schema: SafetensorsBodySchema }
+      }
+    },
+    response: {
+      200: {
+        description: docs.answer,
+        content: {
+          'application/json': { schema: docs.response },
+          [SAFETENSORS]: { schema: { type: 'string', format: 'binary', description: docs.safetensorsAnswer } }
+        }
+      },
+      ...ERROR_RESPONSES
+    }
+  }
+}
+
+/**
+ * An answer can hold millions of numbers: plain JSON.stringify is the fastest way to write them,
+ * and a schema-driven serializer would have to test every union branch.
+ */
+export const stringifyAnswer = () => (data: unknown) => JSON.stringify(data)
 
 /** A safetensors body, as the binary-body plugin leaves it (already in kernel memory). */
 export function isBinaryBody(body: unknown): body is BinaryBody {
