@@ -17,24 +17,33 @@ export interface HeatmapData {
   sequencePerplexities: (number | null)[]
 }
 
+/** Longer sequences wrap onto several bands of this many positions. */
+export const BAND_POSITIONS = 128
+
 /**
  * One row per sequence, one cell per position, coloured by its loss on the page's scale (log V in
- * the middle); padding is hatched. Each row ends with the sequence's perplexity. Cells carry
- * class "cell", ignored ones also "ignored", and a tooltip with the numbers.
+ * the middle); padding is hatched. A sequence longer than BAND_POSITIONS wraps onto bands under
+ * each other. Each sequence ends with its perplexity. Cells carry class "cell", ignored ones also
+ * "ignored", and a tooltip with the numbers.
  */
 export function drawHeatmap(element: SVGSVGElement, data: HeatmapData): { shownSequences: number } {
   const { sequences, positions, vocabulary, targets, ignoreIndex } = data.shape
   const logV = Math.log(Math.max(2, vocabulary))
-  const columns = Math.min(positions, MAX_CELLS)
-  const shownSequences = Math.min(sequences, Math.max(1, Math.floor(MAX_CELLS / columns)))
-  const cell = Math.max(3, Math.min(40, Math.floor(900 / columns)))
-  const height = Math.min(32, Math.max(cell, 18))
+  const shownPositions = Math.min(positions, MAX_CELLS)
+  const shownSequences = Math.min(sequences, Math.max(1, Math.floor(MAX_CELLS / shownPositions)))
+  const columns = Math.min(shownPositions, BAND_POSITIONS)
+  const bands = Math.ceil(shownPositions / columns)
+  const cell = Math.max(6, Math.min(40, Math.floor(900 / columns)))
+  const height = bands > 1 ? Math.max(cell, 14) : Math.min(32, Math.max(cell, 18))
+  const sequenceGap = bands > 1 ? 8 : 2
+  const sequenceHeight = bands * (height + 1) - 1 + sequenceGap
   const width = LABEL_WIDTH + columns * cell + PERPLEXITY_WIDTH
   element.replaceChildren()
-  element.setAttribute('viewBox', `0 0 ${width} ${HEADER_HEIGHT + shownSequences * (height + 2)}`)
+  element.setAttribute('viewBox', `0 0 ${width} ${HEADER_HEIGHT + shownSequences * sequenceHeight}`)
   element.setAttribute('width', String(width))
   element.setAttribute('data-sequences', String(shownSequences))
-  element.setAttribute('data-positions', String(columns))
+  element.setAttribute('data-positions', String(shownPositions))
+  element.setAttribute('data-bands', String(bands))
 
   const pattern = svg(svg(element, 'defs'), 'pattern', {
     id: 'padding-hatch',
@@ -48,31 +57,29 @@ export function drawHeatmap(element: SVGSVGElement, data: HeatmapData): { shownS
 
   const tick = Math.max(1, niceStep(columns / Math.max(1, Math.floor((columns * cell) / 48))))
   for (let t = 0; t < columns; t += tick) {
-    svg(
-      element,
-      'text',
-      { class: 'axis', x: LABEL_WIDTH + t * cell + cell / 2, y: 14, 'text-anchor': 'middle' },
-      String(t)
-    )
+    const x = LABEL_WIDTH + t * cell + cell / 2
+    svg(element, 'text', { class: 'axis', x, y: 14, 'text-anchor': 'middle' }, String(t))
   }
   svg(element, 'text', { class: 'axis', x: width - 4, y: 14, 'text-anchor': 'end' }, 'perplexity')
 
   const writeValues = cell >= 28
   for (let b = 0; b < shownSequences; b++) {
-    const y = HEADER_HEIGHT + b * (height + 2)
-    svg(
-      element,
-      'text',
-      { class: 'row-label', x: LABEL_WIDTH - 8, y: y + height / 2 + 4, 'text-anchor': 'end' },
-      `seq ${b}`
-    )
-    for (let t = 0; t < columns; t++) {
+    const top = HEADER_HEIGHT + b * sequenceHeight
+    const middle = (band: number) => top + band * (height + 1) + height / 2 + 4
+    svg(element, 'text', { class: 'row-label', x: LABEL_WIDTH - 8, y: middle(0), 'text-anchor': 'end' }, `seq ${b}`)
+    for (let band = 1; band < bands; band++) {
+      const label = `+${band * columns}`
+      svg(element, 'text', { class: 'axis', x: LABEL_WIDTH - 8, y: middle(band) - 1, 'text-anchor': 'end' }, label)
+    }
+    for (let t = 0; t < shownPositions; t++) {
       const index = b * positions + t
       const ignored = targets !== null && targets[index] === ignoreIndex
       const loss = data.tokenLosses[index]
+      const x = LABEL_WIDTH + (t % columns) * cell
+      const y = top + Math.floor(t / columns) * (height + 1)
       const rect = svg(element, 'rect', {
         class: ignored ? 'cell ignored' : 'cell',
-        x: LABEL_WIDTH + t * cell,
+        x,
         y,
         width: Math.max(1, cell - 1),
         height,
@@ -89,26 +96,12 @@ export function drawHeatmap(element: SVGSVGElement, data: HeatmapData): { shownS
           : `seq ${b}, position ${t}${target}: loss ${formatLoss(loss)}`
       )
       if (writeValues && !ignored) {
-        svg(
-          element,
-          'text',
-          {
-            class: 'cell-value',
-            x: LABEL_WIDTH + t * cell + cell / 2 - 0.5,
-            y: y + height / 2 + 3.5,
-            'text-anchor': 'middle',
-            fill: textOn(loss, logV)
-          },
-          loss.toFixed(1)
-        )
+        const attributes = { class: 'cell-value', x: x + cell / 2 - 0.5, y: y + height / 2 + 3.5 }
+        svg(element, 'text', { ...attributes, 'text-anchor': 'middle', fill: textOn(loss, logV) }, loss.toFixed(1))
       }
     }
-    svg(
-      element,
-      'text',
-      { class: 'row-perplexity', x: width - 4, y: y + height / 2 + 4, 'text-anchor': 'end' },
-      formatPerplexity(data.sequencePerplexities[b])
-    )
+    const perplexity = formatPerplexity(data.sequencePerplexities[b])
+    svg(element, 'text', { class: 'row-perplexity', x: width - 4, y: middle(0), 'text-anchor': 'end' }, perplexity)
   }
   return { shownSequences }
 }
