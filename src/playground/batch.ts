@@ -83,8 +83,10 @@ export function mountBatch(section: HTMLElement, api: PlaygroundApi): void {
     compute(() => {
       const ignore = ignoreIndex()
       return async () => {
-        const shape = readBatchFile(new Uint8Array(await file.arrayBuffer()), ignore)
-        const answer = await api.client.crossEntropySafetensors(file, { ignoreIndex: ignore, outputs: BATCH_OUTPUTS })
+        // Read once: the bytes checked here are the bytes sent.
+        const bytes = new Uint8Array(await file.arrayBuffer())
+        const shape = readBatchFile(bytes, ignore)
+        const answer = await api.client.crossEntropySafetensors(bytes, { ignoreIndex: ignore, outputs: BATCH_OUTPUTS })
         return [answer, shape]
       }
     })
