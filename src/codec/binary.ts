@@ -277,23 +277,11 @@ export function encodeSafetensorsResponse(
     const wants = (name: OutputName) => batch.outputs.has(name)
     const scalar = (name: string, value: number) =>
       tensors.push({ name, dtype: 'F64', shape: [], data: Float64Array.of(value) })
+    const perPosition = (name: string, values: ArrayLike<number>) =>
+      tensors.push({ name, dtype: 'F32', shape: batch.targetsShape, data: Float32Array.from(values) })
     const sequences = [analytics.sequenceLosses.length]
-    if (wants('entropy')) {
-      tensors.push({
-        name: 'entropy',
-        dtype: 'F32',
-        shape: batch.targetsShape,
-        data: Float32Array.from(analytics.entropy)
-      })
-    }
-    if (wants('target_logprobs')) {
-      tensors.push({
-        name: 'target_logprobs',
-        dtype: 'F32',
-        shape: batch.targetsShape,
-        data: Float32Array.from(analytics.targetLogprobs)
-      })
-    }
+    if (wants('entropy')) perPosition('entropy', analytics.entropy)
+    if (wants('target_logprobs')) perPosition('target_logprobs', analytics.targetLogprobs)
     if (wants('predictions')) {
       tensors.push({
         name: 'predictions',
