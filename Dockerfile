@@ -8,6 +8,10 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY schemas ./schemas
 COPY src ./src
+# The kernel's wasm is committed (wasm/kernels.json records what it was built from); the build
+# checks that record against the sources and compiles only if they differ.
+COPY scripts ./scripts
+COPY wasm ./wasm
 RUN npm run build
 
 # Runtime: production dependencies and the compiled service only, as an unprivileged user.

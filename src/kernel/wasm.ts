@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs'
-import { distPath } from '../dist-path.js'
+import { KERNEL_WASM_FILE } from '../dist-path.js'
 
 /**
- * The WebAssembly build of src/kernel/assembly/cross-entropy.ts (`npm run build:wasm`), and a typed
- * handle on it. The module imports its memory, so one shared WebAssembly.Memory serves the route
+ * The WebAssembly build of src/kernel/assembly/cross-entropy.ts (committed as wasm/kernels.wasm;
+ * see scripts/build-wasm.mjs), and a typed handle on it. The module imports its memory, so one shared WebAssembly.Memory serves the route
  * (which writes tensors into it) and every worker's instance (which computes on them in place).
  */
 
-export const WASM_FILE = distPath('wasm/cross-entropy.wasm')
+export const WASM_FILE = KERNEL_WASM_FILE
 
 /** Logit dtypes, as the kernel numbers them. */
 export const LOGITS_DTYPE = { F32: 0, F16: 1, BF16: 2 } as const

@@ -612,8 +612,11 @@ function rowsOf (
  * not 0, also each row's entropy, log-sum-exp and argmax (see STATS_BYTES). `zGrad` (2·z_loss,
  * times 1/count under mean) adds the z-loss's gradient; its loss is added by the host.
  *
- * Each dtype gets its own inlined copy of the loops, with the dtype a constant in it: a branch
- * on the dtype inside the inner loops would cost more than the exp.
+ * Each dtype gets its own copy of the loops, with the dtype a constant in it: a branch on the
+ * dtype inside the inner loops would cost more than the exp. The copies are three functions
+ * (rowsF32, rowsF16, rowsBF16), not one: Binaryen's coalesce-locals pass is quadratic in a
+ * function's locals, and the three inlined into `rows` took it two minutes where apart they take
+ * seconds, for the same code.
  */
 export function rows (
   logits: usize,
@@ -634,11 +637,70 @@ export function rows (
   stats: usize,
   zGrad: f64
 ): i32 {
-  if (dtype == DTYPE_F16) {
-    return rowsOf(logits, DTYPE_F16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
-  }
-  if (dtype == DTYPE_BF16) {
-    return rowsOf(logits, DTYPE_BF16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
-  }
+  if (dtype == DTYPE_F16) return rowsF16(logits, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
+  if (dtype == DTYPE_BF16) return rowsBF16(logits, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
+  return rowsF32(logits, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
+}
+
+function rowsF32 (
+  logits: usize,
+  targets: usize,
+  rowStart: i32,
+  rowEnd: i32,
+  vocab: i32,
+  ignoreIndex: i32,
+  labelSmoothing: f64,
+  weight: usize,
+  classWeightSum: f64,
+  gradScale: f64,
+  tokenLoss: usize,
+  nll: usize,
+  gradients: usize,
+  control: usize,
+  stats: usize,
+  zGrad: f64
+): i32 {
   return rowsOf(logits, DTYPE_F32, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
+}
+
+function rowsF16 (
+  logits: usize,
+  targets: usize,
+  rowStart: i32,
+  rowEnd: i32,
+  vocab: i32,
+  ignoreIndex: i32,
+  labelSmoothing: f64,
+  weight: usize,
+  classWeightSum: f64,
+  gradScale: f64,
+  tokenLoss: usize,
+  nll: usize,
+  gradients: usize,
+  control: usize,
+  stats: usize,
+  zGrad: f64
+): i32 {
+  return rowsOf(logits, DTYPE_F16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
+}
+
+function rowsBF16 (
+  logits: usize,
+  targets: usize,
+  rowStart: i32,
+  rowEnd: i32,
+  vocab: i32,
+  ignoreIndex: i32,
+  labelSmoothing: f64,
+  weight: usize,
+  classWeightSum: f64,
+  gradScale: f64,
+  tokenLoss: usize,
+  nll: usize,
+  gradients: usize,
+  control: usize,
+  stats: usize,
+  zGrad: f64
+): i32 {
+  return rowsOf(logits, DTYPE_BF16, targets, rowStart, rowEnd, vocab, ignoreIndex, labelSmoothing, weight, classWeightSum, gradScale, tokenLoss, nll, gradients, control, stats, zGrad)
 }
