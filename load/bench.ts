@@ -92,7 +92,13 @@ const poolLogits = Float32Array.from({ length: POOL_ROWS * POOL_VOCAB }, () => r
 
 /** An app with `threads` workers and the batch in its memory; run() times one pass. */
 async function poolRunner(threads: number) {
-  const app = await buildApp({ POOL_THREADS: threads, BODY_LIMIT_MB: 64, KERNEL_MEMORY_MB: 1024, LOG_LEVEL: 'silent' })
+  const app = await buildApp({
+    POOL_THREADS: threads,
+    BODY_LIMIT_MB: 64,
+    KERNEL_MEMORY_MB: 1024,
+    MAX_ELEMENTS: 2 ** 24,
+    LOG_LEVEL: 'silent'
+  })
   await app.ready()
   const memory = app.kernelArena.group()
   const logits = memory.float32(poolLogits.length)
@@ -174,7 +180,13 @@ function jsonBody(b: number, t: number, v: number, outputs: string[]): string {
 const medium = jsonBody(4, 64, 1024, ['token_losses', 'gradients'])
 const small = jsonBody(1, 32, 512, ['token_losses', 'gradients'])
 console.log('\n# medium JSON request (4 × 64 × 1024, with gradients), in process')
-const stagesApp = await buildApp({ POOL_THREADS: 2, BODY_LIMIT_MB: 64, KERNEL_MEMORY_MB: 256, LOG_LEVEL: 'silent' })
+const stagesApp = await buildApp({
+  POOL_THREADS: 2,
+  BODY_LIMIT_MB: 64,
+  KERNEL_MEMORY_MB: 256,
+  MAX_ELEMENTS: 2 ** 22,
+  LOG_LEVEL: 'silent'
+})
 await stagesApp.ready()
 const parsed = JSON.parse(medium)
 const parseMs = timeMs(() => JSON.parse(medium))

@@ -87,7 +87,7 @@ export async function buildApp(settings: Partial<AppConfig> = {}, options: AppOp
     workerMaxOldGenerationMb: config.WORKER_MAX_OLD_GENERATION_MB,
     injectFaults: options.injectFaults ?? false
   })
-  await app.register(binaryBody)
+  await app.register(binaryBody, { maxElements: config.MAX_ELEMENTS })
   await app.register(healthRoutes)
   await app.register(crossEntropyRoutes)
   await app.register(logprobsRoutes)

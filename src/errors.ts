@@ -16,11 +16,7 @@ export const XentErrors = {
   MALFORMED_JSON: createError('XENT_MALFORMED_JSON', 'The body is not valid JSON: %s', 400),
   BAD_REQUEST: createError('XENT_BAD_REQUEST', '%s', 400),
   NOT_FOUND: createError('XENT_NOT_FOUND', 'No route %s %s', 404),
-  BODY_TOO_LARGE: createError(
-    'XENT_BODY_TOO_LARGE',
-    'The body is larger than the limit of %s bytes (BODY_LIMIT_MB)',
-    413
-  ),
+  BODY_TOO_LARGE: createError('XENT_BODY_TOO_LARGE', 'The body is larger than the limit of %s bytes (%s)', 413),
   UNSUPPORTED_MEDIA_TYPE: createError(
     'XENT_UNSUPPORTED_MEDIA_TYPE',
     'Content-Type %s is not supported; send application/json, or application/octet-stream (safetensors)',

@@ -4,7 +4,13 @@ import { buildApp } from './app.js'
 
 /** The OpenAPI document, as YAML, generated from the route schemas. */
 export async function renderOpenApi(): Promise<string> {
-  const app = await buildApp({ POOL_THREADS: 1, BODY_LIMIT_MB: 64, KERNEL_MEMORY_MB: 16, LOG_LEVEL: 'silent' })
+  const app = await buildApp({
+    POOL_THREADS: 1,
+    BODY_LIMIT_MB: 64,
+    KERNEL_MEMORY_MB: 16,
+    MAX_ELEMENTS: 200_000,
+    LOG_LEVEL: 'silent'
+  })
   try {
     await app.ready()
     return app.swagger({ yaml: true })

@@ -1,20 +1,31 @@
 import { setTimeout } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
 import { createLogger } from './logger.js'
 
 // Process concerns only: configuration, signals, listening.
-let config: Config
-try {
-  config = loadConfig()
-} catch (error) {
+/** A bad configuration (a value, or limits that contradict each other) ends the process with its message. */
+function refuseToStart(error: unknown): never {
   if (!(error instanceof ConfigError)) throw error
   createLogger('info').fatal(error.message)
   process.exit(1)
 }
 
-const app = await buildApp(config)
+let config: Config
+try {
+  config = loadConfig()
+} catch (error) {
+  refuseToStart(error)
+}
+
+let app: FastifyInstance
+try {
+  app = await buildApp(config)
+} catch (error) {
+  refuseToStart(error)
+}
 
 // Within SHUTDOWN_GRACE_MS: /readyz turns 503 at once; requests are still taken for
 // SHUTDOWN_DELAY_MS, while load balancers notice; then the listener closes, in-flight requests

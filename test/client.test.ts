@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { XentClient, XentError } from 'xent/client'
+import { type TensorOptions, XentClient, XentError } from 'xent/client'
+import { BinaryQuerySchema } from '../schemas/binary.js'
 import { buildForFile, expectArrayClose, expectScalarClose, fixtures, safetensorsFile } from './helper.js'
 
 // The package's own client, imported by its export name as a user would, against a live server.
@@ -30,8 +31,8 @@ describe('XentClient', () => {
       targets: Int32Array.from(request.targets as number[]),
       weight: request.weight === undefined ? undefined : Float32Array.from(request.weight as number[]),
       reduction: request.reduction as 'mean' | 'sum' | undefined,
-      ignoreIndex: request.ignore_index as number | undefined,
-      labelSmoothing: request.label_smoothing as number | undefined,
+      ignore_index: request.ignore_index as number | undefined,
+      label_smoothing: request.label_smoothing as number | undefined,
       outputs: ['gradients']
     })
     expectScalarClose(answer.loss as number, expected.loss as number, 'loss')
@@ -66,6 +67,48 @@ describe('XentClient', () => {
     expect(answer.count).toBe(expected.count)
     expectArrayClose(answer.token_losses, expected.token_losses, 'token_losses')
     expect((answer.sequence_perplexities as number[]).length).toBe(shape[0])
+  })
+
+  it('takes every option of the service, with its JSON name, and sends it as the query parameter', async () => {
+    const logits = [
+      [1, 2, 3, 0.5],
+      [0, -1, 4, 2],
+      [3, 3, 1, 0]
+    ]
+    const targets = [2, 0, 1]
+    const options: Required<TensorOptions> = {
+      reduction: 'sum',
+      ignore_index: 1,
+      label_smoothing: 0.1,
+      z_loss: 0.01,
+      softcap: 2.5,
+      outputs: ['token_losses', 'gradients', 'entropy'],
+      grad_dtype: 'F32'
+    }
+    // A new query parameter of the service must be listed here, which the types already demand.
+    expect(Object.keys(options).sort()).toEqual(Object.keys(BinaryQuerySchema.properties).sort())
+    const { grad_dtype: _gradDtype, ...jsonOptions } = options
+    const json = await xent.crossEntropy({ logits, targets, ...jsonOptions })
+    const tensors = await xent.crossEntropyTensors({
+      logits: Float32Array.from(logits.flat()),
+      shape: [3, 4],
+      targets: Int32Array.from(targets),
+      ...options
+    })
+    expectScalarClose(tensors.loss as number, json.loss as number, 'loss')
+    expectArrayClose(Array.from(tensors.tensors.token_losses.data as Float32Array), json.token_losses, 'token_losses')
+    expectArrayClose(Array.from(tensors.tensors.gradients.data as Float32Array), json.gradients?.flat(), 'gradients')
+    expectArrayClose(Array.from(tensors.tensors.entropy.data as Float32Array), json.entropy, 'entropy')
+
+    const soft = logits.map((row) => row.map((_, c) => (c === 0 ? 0.7 : 0.1)))
+    const softJson = await xent.crossEntropy({ logits, soft_targets: soft, softcap: 2.5 })
+    const softTensors = await xent.crossEntropyTensors({
+      logits: Float32Array.from(logits.flat()),
+      shape: [3, 4],
+      softTargets: Float32Array.from(soft.flat()),
+      softcap: 2.5
+    })
+    expectScalarClose(softTensors.loss as number, softJson.loss as number, 'soft-target loss')
   })
 
   it('calls /v1/logprobs', async () => {

@@ -8,6 +8,8 @@ export const TEST_CONFIG: AppConfig = appConfig({
   POOL_THREADS: 2,
   BODY_LIMIT_MB: 64,
   KERNEL_MEMORY_MB: 256,
+  // The most that 256 MiB of kernel memory can always serve (see src/limits.ts).
+  MAX_ELEMENTS: 2 ** 22,
   LOG_LEVEL: 'silent'
 })
 

@@ -97,4 +97,10 @@ describe('the server process', () => {
       /exited with 1 .*POOL_THREADS=\\"many\\" must be integer/s
     )
   })
+
+  it('refuses to start when KERNEL_MEMORY_MB cannot hold what MAX_ELEMENTS allows, naming both', async () => {
+    await expect(start({ KERNEL_MEMORY_MB: '64' })).rejects.toThrow(
+      /exited with 1 .*KERNEL_MEMORY_MB=64 cannot hold the largest request MAX_ELEMENTS=33554432 allows/s
+    )
+  })
 })

@@ -8,6 +8,7 @@
  * Nested arrays go as JSON; typed arrays (`crossEntropyTensors`) go as safetensors both ways, so
  * millions of logits and gradients never pass through JSON.
  */
+import type { BinaryQuery } from '../../schemas/binary.js'
 import type { CrossEntropyRequest, CrossEntropyResponse, OutputName, Reduction } from '../../schemas/cross-entropy.js'
 import type { LogprobsRequest, LogprobsResponse } from '../../schemas/logprobs.js'
 import { readSafetensors, type TensorToWrite, writeSafetensors } from '../codec/safetensors.js'
@@ -36,14 +37,20 @@ export class XentError extends Error {
   }
 }
 
-/** Options of a safetensors request, sent as query parameters. */
-export interface TensorOptions {
-  reduction?: Reduction
-  ignoreIndex?: number
-  labelSmoothing?: number
-  outputs?: OutputName[]
-  gradDtype?: 'F32' | 'F16' | 'BF16'
-}
+/** The tensors of a request, which a safetensors request carries in its body. */
+type TensorFields = 'logits' | 'targets' | 'soft_targets' | 'weight'
+
+/**
+ * Options of a safetensors request, sent as query parameters: every field of the JSON request
+ * beside its tensors, with the same names, types and defaults (from its schema), and grad_dtype.
+ */
+export type TensorOptions = Omit<CrossEntropyRequest, TensorFields> & Pick<BinaryQuery, 'grad_dtype'>
+
+// Compiled, not run: the options and the service's query parameters are the same set of names,
+// so an option added to the service is an option here (and the type check fails until it is).
+type SameKeys<A, B> = [Exclude<keyof A, keyof B> | Exclude<keyof B, keyof A>] extends [never] ? true : false
+const optionsAreTheQuery: SameKeys<Required<TensorOptions>, Required<BinaryQuery>> = true
+void optionsAreTheQuery
 
 export interface TensorRequest extends TensorOptions {
   /** Logits, row-major, F32 (a Float32Array) or raw F16/BF16 words (a Uint16Array with logitsDtype). */
@@ -51,8 +58,10 @@ export interface TensorRequest extends TensorOptions {
   logitsDtype?: 'F32' | 'F16' | 'BF16'
   /** (N, V) or (B, T, V). */
   shape: number[]
-  /** One class index per position, shaped like shape without V. */
-  targets: Int32Array | BigInt64Array
+  /** One class index per position, shaped like shape without V; or send softTargets. */
+  targets?: Int32Array | BigInt64Array
+  /** Class probabilities shaped like the logits, instead of targets. */
+  softTargets?: Float32Array
   weight?: Float32Array
 }
 
@@ -98,20 +107,16 @@ export class XentClient {
 
   /** POST /v1/cross-entropy with typed arrays, as safetensors both ways. */
   async crossEntropyTensors(request: TensorRequest): Promise<TensorResponse> {
-    const tensors: TensorToWrite[] = [
-      { name: 'logits', dtype: request.logitsDtype ?? 'F32', shape: request.shape, data: request.logits },
-      {
-        name: 'targets',
-        dtype: request.targets instanceof BigInt64Array ? 'I64' : 'I32',
-        shape: request.shape.slice(0, -1),
-        data: request.targets
-      }
-    ]
-    if (request.weight !== undefined) {
-      tensors.push({ name: 'weight', dtype: 'F32', shape: [request.shape.at(-1) ?? 0], data: request.weight })
+    const { logits, logitsDtype, shape, targets, softTargets, weight, ...options } = request
+    const tensors: TensorToWrite[] = [{ name: 'logits', dtype: logitsDtype ?? 'F32', shape, data: logits }]
+    if (targets !== undefined) {
+      const dtype = targets instanceof BigInt64Array ? 'I64' : 'I32'
+      tensors.push({ name: 'targets', dtype, shape: shape.slice(0, -1), data: targets })
     }
+    if (softTargets !== undefined) tensors.push({ name: 'soft_targets', dtype: 'F32', shape, data: softTargets })
+    if (weight !== undefined) tensors.push({ name: 'weight', dtype: 'F32', shape: [shape.at(-1) ?? 0], data: weight })
     const body = new Blob(writeSafetensors(tensors) as BlobPart[])
-    const response = await this.#post(`/v1/cross-entropy?${queryOf(request)}`, body, SAFETENSORS)
+    const response = await this.#post(`/v1/cross-entropy?${queryOf(options)}`, body, SAFETENSORS)
     const bytes = new Uint8Array(await response.arrayBuffer())
     const answer: TensorResponse['tensors'] = {}
     for (const [name, info] of readSafetensors(bytes).tensors) {
@@ -160,13 +165,13 @@ export class XentClient {
 
 const SAFETENSORS = 'application/octet-stream'
 
+/** Every option as its query parameter (the same name); lists comma-separated. */
 function queryOf(options: TensorOptions): URLSearchParams {
   const query = new URLSearchParams()
-  if (options.reduction !== undefined) query.set('reduction', options.reduction)
-  if (options.ignoreIndex !== undefined) query.set('ignore_index', String(options.ignoreIndex))
-  if (options.labelSmoothing !== undefined) query.set('label_smoothing', String(options.labelSmoothing))
-  if (options.outputs !== undefined) query.set('outputs', options.outputs.join(','))
-  if (options.gradDtype !== undefined) query.set('grad_dtype', options.gradDtype)
+  for (const name of Object.keys(options) as Array<keyof TensorOptions>) {
+    const value = options[name]
+    if (value !== undefined) query.set(name, Array.isArray(value) ? value.join(',') : String(value))
+  }
   return query
 }
 

@@ -1,12 +1,13 @@
 import type { BinaryQuery } from '../../schemas/binary.js'
 import { DEFAULT_IGNORE_INDEX, type OutputName } from '../../schemas/cross-entropy.js'
-import { type Admission, batchBytes, type CrossEntropyBatch } from '../batch.js'
+import { type Admission, type CrossEntropyBatch, crossEntropyAllocations, needsRowStats, planBytes } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import type { LogitsDtype } from '../kernel/wasm.js'
 import type { ArenaGroup } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
 import { floatToBf16, floatToF16 } from './half.js'
 import {
+  DTYPE_SIZES,
   type Dtype,
   readSafetensors,
   SafetensorsError,
@@ -70,11 +71,17 @@ export function decodeSafetensorsRequest(body: BinaryBody, query: BinaryQuery, a
 
   const { memory, bytes } = body
   // The body is already in memory; what it still needs must fit beside it, or it never will.
-  admit({
-    elements: rows * vocab,
-    logitsShape: logitsInfo.shape,
-    bytes: bytes.byteLength + batchBytes(rows, vocab, 0, options.outputs.has('gradients'))
+  const allocations = crossEntropyAllocations({
+    rows,
+    vocab,
+    format: 'safetensors',
+    softTargets: softInfo !== undefined,
+    weight: weightInfo !== undefined,
+    gradients: options.outputs.has('gradients'),
+    rowStats: needsRowStats(options.outputs, options.zLoss),
+    alignedCopies: misalignedTensors(bytes, [logitsInfo, softInfo, weightInfo])
   })
+  admit({ elements: rows * vocab, logitsShape: logitsInfo.shape, bytes: planBytes(bytes.byteLength, allocations) })
   const targets = memory.int32(rows)
   let softTargets: Float32Array | null = null
   if (targetsInfo !== undefined) copyTargets(bytes, targetsInfo, vocab, options.ignoreIndex, targets)
@@ -177,6 +184,13 @@ export function checkShapes(logits: TensorInfo, targets: TensorInfo | undefined)
   }
   const vocab = logits.shape[logits.shape.length - 1]
   return { rows: leading.reduce((product, d) => product * d, 1), vocab }
+}
+
+/** Byte lengths of the tensors that lie misaligned for their dtype, and so are copied once (see logitsView). */
+export function misalignedTensors(bytes: Uint8Array, tensors: ReadonlyArray<TensorInfo | undefined>): number[] {
+  return tensors
+    .filter((info) => info !== undefined && (bytes.byteOffset + info.begin) % DTYPE_SIZES[info.dtype] !== 0)
+    .map((info) => (info as TensorInfo).end - (info as TensorInfo).begin)
 }
 
 /** The logits where they lie, or, only if the sender misaligned them, one aligned copy. */

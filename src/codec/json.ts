@@ -1,7 +1,15 @@
 import type { CrossEntropyRequest, CrossEntropyResponse, OutputName } from '../../schemas/cross-entropy.js'
 import { DEFAULT_IGNORE_INDEX } from '../../schemas/cross-entropy.js'
 import type { LogprobsRequest, LogprobsResponse } from '../../schemas/logprobs.js'
-import { type Admission, batchBytes, type CrossEntropyBatch, type LogprobsBatch, logprobsBytes } from '../batch.js'
+import {
+  type Admission,
+  type CrossEntropyBatch,
+  crossEntropyAllocations,
+  type LogprobsBatch,
+  logprobsAllocations,
+  needsRowStats,
+  planBytes
+} from '../batch.js'
 import { XentErrors } from '../errors.js'
 import type { ArenaGroup } from '../pool/arena.js'
 import type { CrossEntropyResult } from '../pool/compute.js'
@@ -37,11 +45,16 @@ export function decodeJsonRequest(body: CrossEntropyRequest, memorySource: Memor
   const outputs = new Set<OutputName>(body.outputs ?? ['token_losses'])
   // The schema fills ignore_index's default: only another value was really asked for.
   if (soft !== undefined) checkSoftTargetOptions(ignoreIndex !== DEFAULT_IGNORE_INDEX, outputs)
-  memorySource.admit({
-    elements: rows * vocab,
-    logitsShape,
-    bytes: batchBytes(rows, vocab, 4, outputs.has('gradients')) + (soft === undefined ? 0 : rows * vocab * 4)
+  const allocations = crossEntropyAllocations({
+    rows,
+    vocab,
+    format: 'json',
+    softTargets: soft !== undefined,
+    weight: body.weight !== undefined,
+    gradients: outputs.has('gradients'),
+    rowStats: needsRowStats(outputs, body.z_loss ?? 0)
   })
+  memorySource.admit({ elements: rows * vocab, logitsShape, bytes: planBytes(0, allocations) })
   const memory = memorySource.group()
   try {
     const logits = memory.float32(rows * vocab)
@@ -296,7 +309,15 @@ export function decodeLogprobsJson(body: LogprobsRequest, memorySource: MemorySo
     throw nothingAsked()
   }
   if (topK > vocab) throw new XentErrors.INVALID_REQUEST(`top_k is ${topK}, more than the ${vocab} classes of logits`)
-  memorySource.admit({ elements: rows * vocab, logitsShape, bytes: logprobsBytes(rows, vocab, 4, topK) })
+  const allocations = logprobsAllocations({
+    rows,
+    vocab,
+    format: 'json',
+    targets: body.targets !== undefined,
+    topK,
+    entropy: body.outputs?.includes('entropy') === true
+  })
+  memorySource.admit({ elements: rows * vocab, logitsShape, bytes: planBytes(0, allocations) })
   const memory = memorySource.group()
   try {
     const logits = memory.float32(rows * vocab)

@@ -1,10 +1,10 @@
 import { DEFAULT_IGNORE_INDEX } from '../../schemas/cross-entropy.js'
 import { type LogprobsQuery, MAX_TOP_K } from '../../schemas/logprobs.js'
-import { type Admission, type LogprobsBatch, logprobsBytes } from '../batch.js'
+import { type Admission, type LogprobsBatch, logprobsAllocations, planBytes } from '../batch.js'
 import { XentErrors } from '../errors.js'
 import type { LogitsDtype } from '../kernel/wasm.js'
 import type { LogprobsResult } from '../pool/logprobs.js'
-import { type BinaryBody, checkShapes, copyTargets, logitsView, readRequestFile } from './binary.js'
+import { type BinaryBody, checkShapes, copyTargets, logitsView, misalignedTensors, readRequestFile } from './binary.js'
 import { writeSafetensors } from './safetensors.js'
 
 /** A safetensors logprobs body (logits, optionally targets) → a batch; options from the query. */
@@ -36,11 +36,16 @@ export function decodeLogprobsSafetensors(body: BinaryBody, query: LogprobsQuery
 
   if (targetsInfo === undefined && topK === 0 && query.outputs !== 'entropy') throw nothingAsked()
   const { memory, bytes } = body
-  admit({
-    elements: rows * vocab,
-    logitsShape: logitsInfo.shape,
-    bytes: bytes.byteLength + logprobsBytes(rows, vocab, 0, topK)
+  const allocations = logprobsAllocations({
+    rows,
+    vocab,
+    format: 'safetensors',
+    targets: targetsInfo !== undefined,
+    topK,
+    entropy: query.outputs === 'entropy',
+    alignedCopies: misalignedTensors(bytes, [logitsInfo])
   })
+  admit({ elements: rows * vocab, logitsShape: logitsInfo.shape, bytes: planBytes(bytes.byteLength, allocations) })
   let targets: Int32Array | null = null
   if (targetsInfo !== undefined) {
     targets = memory.int32(rows)

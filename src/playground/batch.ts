@@ -86,7 +86,7 @@ export function mountBatch(section: HTMLElement, api: PlaygroundApi): void {
         // Read once: the bytes checked here are the bytes sent.
         const bytes = new Uint8Array(await file.arrayBuffer())
         const shape = readBatchFile(bytes, ignore)
-        const answer = await api.client.crossEntropySafetensors(bytes, { ignoreIndex: ignore, outputs: BATCH_OUTPUTS })
+        const answer = await api.client.crossEntropySafetensors(bytes, { ignore_index: ignore, outputs: BATCH_OUTPUTS })
         return [answer, shape]
       }
     })

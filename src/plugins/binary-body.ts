@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { BinaryBody } from '../codec/binary.js'
 import { XentErrors } from '../errors.js'
+import { safetensorsBodyLimit } from '../limits.js'
 import type { ArenaGroup } from '../pool/arena.js'
 
 declare module 'fastify' {
@@ -9,6 +10,11 @@ declare module 'fastify' {
     /** Kernel memory that lives exactly as long as this request's response. */
     kernelMemory: () => ArenaGroup
   }
+}
+
+export interface BinaryBodyOptions {
+  /** MAX_ELEMENTS, from which the largest safetensors body follows. */
+  maxElements: number
 }
 
 const kGroups = Symbol('xent.kernelMemoryGroups')
@@ -20,8 +26,11 @@ type WithGroups = FastifyRequest & { [kGroups]?: ArenaGroup[] }
  * intermediate buffer. Memory taken for a request is released when its response has been sent
  * or its connection has closed, whichever comes first, even if no handler ever ran.
  */
-async function binaryBody(app: FastifyInstance): Promise<void> {
-  const bodyLimit = app.initialConfig.bodyLimit ?? 0
+async function binaryBody(app: FastifyInstance, opts: BinaryBodyOptions): Promise<void> {
+  // Not BODY_LIMIT_MB (which bounds JSON): a safetensors body may carry whatever tensors a request
+  // within MAX_ELEMENTS can (see src/limits.ts).
+  const bodyLimit = safetensorsBodyLimit(opts.maxElements)
+  const tooLarge = () => new XentErrors.BODY_TOO_LARGE(String(bodyLimit), 'MAX_ELEMENTS of tensors and their header')
 
   app.decorateRequest('kernelMemory', function (this: WithGroups) {
     const group = app.kernelArena.group()
@@ -40,7 +49,7 @@ async function binaryBody(app: FastifyInstance): Promise<void> {
   app.addContentTypeParser('application/octet-stream', (request, payload, done) => {
     const declared = Number(request.headers['content-length'])
     if (Number.isSafeInteger(declared) && declared > bodyLimit) {
-      done(new XentErrors.BODY_TOO_LARGE(String(bodyLimit)), undefined)
+      done(tooLarge(), undefined)
       payload.resume()
       return
     }
@@ -67,11 +76,7 @@ async function binaryBody(app: FastifyInstance): Promise<void> {
     }
     payload.on('data', (chunk: Buffer) => {
       if (received + chunk.length > (target?.byteLength ?? bodyLimit)) {
-        fail(
-          target === null
-            ? new XentErrors.BODY_TOO_LARGE(String(bodyLimit))
-            : new XentErrors.BAD_REQUEST('the body is longer than its Content-Length')
-        )
+        fail(target === null ? tooLarge() : new XentErrors.BAD_REQUEST('the body is longer than its Content-Length'))
         return
       }
       if (target !== null) target.set(chunk, received)

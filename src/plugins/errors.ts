@@ -77,7 +77,7 @@ function translate(error: FastifyError, contentType: string | undefined, bodyLim
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new XentErrors.UNSUPPORTED_MEDIA_TYPE(JSON.stringify(contentType ?? ''))
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new XentErrors.BODY_TOO_LARGE(String(bodyLimit))
+      return new XentErrors.BODY_TOO_LARGE(String(bodyLimit), 'BODY_LIMIT_MB')
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new XentErrors.MALFORMED_JSON('the body is empty')
     case 'FST_BEARER_AUTH_MISSING_AUTHORIZATION_HEADER':

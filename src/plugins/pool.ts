@@ -3,8 +3,10 @@ import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Piscina } from 'piscina'
 import type { Admission, CrossEntropyBatch, LogprobsBatch } from '../batch.js'
+import { ConfigError } from '../config.js'
 import { XentErrors } from '../errors.js'
 import { type KernelRows, kernelModule } from '../kernel/wasm.js'
+import { limitsConflict } from '../limits.js'
 import { KernelArena } from '../pool/arena.js'
 import { type CrossEntropyResult, computeCrossEntropy } from '../pool/compute.js'
 import { ControlWords } from '../pool/control.js'
@@ -73,6 +75,11 @@ const workerFile = fileURLToPath(new URL(`../pool/worker.${fromSources ? 'ts' : 
 
 async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   const arena = new KernelArena(opts.memoryMegabytes)
+  // Enough words for every task piscina can hold, and for the request being split beside them.
+  const controls = new ControlWords(arena.permanentInt32(opts.maxQueue + 4 * opts.threads + 64))
+  // Checked before any worker starts: a configuration that can never serve its own limit is a boot error.
+  const conflict = limitsConflict(opts.maxElements, arena.capacity, opts.memoryMegabytes)
+  if (conflict !== null) throw new ConfigError(`invalid configuration: ${conflict}`)
   const piscina = new Piscina<(KernelRows & { fault?: Fault }) | LogprobsTask, number>({
     filename: workerFile,
     minThreads: opts.threads,
@@ -83,8 +90,6 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
     // Every worker instantiates the kernel over the same shared memory.
     workerData: { memory: arena.memory, module: kernelModule() }
   })
-  // Enough words for every task piscina can hold, and for the request being split beside them.
-  const controls = new ControlWords(arena.permanentInt32(opts.maxQueue + 4 * opts.threads + 64))
   const inFlight = new Set<Promise<unknown>>()
   let pendingTasks = 0
   let ready = false

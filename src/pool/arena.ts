@@ -1,11 +1,17 @@
 import { MemPool } from '@thi.ng/malloc'
-import type { BatchSize } from '../batch.js'
 import { KERNEL_RESERVED_BYTES } from '../kernel/wasm.js'
 
 const PAGE = 65_536
 const MIB = 1024 * 1024
 /** SIMD loads want 16-byte alignment; 64 keeps every tensor on its own cache line. */
 const ALIGN = 64
+/** @thi.ng/malloc's header before each block. */
+const BLOCK_HEADER = 8
+
+/** What an allocation of `bytes` takes from the arena, header and alignment included (as MemPool pads it). */
+export function blockBytes(bytes: number): number {
+  return Math.ceil((Math.max(bytes, ALIGN) + BLOCK_HEADER) / ALIGN) * ALIGN
+}
 
 /**
  * The kernel's shared memory and the main thread's allocator over it. One WebAssembly.Memory,
@@ -28,9 +34,9 @@ export class KernelArena {
     this.pool = new MemPool({ buf: this.buffer, start: KERNEL_RESERVED_BYTES, align: ALIGN })
   }
 
-  /** Usable bytes in all. */
+  /** Bytes requests can use in all: the memory less the module's and the arena's own (permanentInt32). */
   get capacity(): number {
-    return this.buffer.byteLength - KERNEL_RESERVED_BYTES
+    return this.buffer.byteLength - KERNEL_RESERVED_BYTES - this.permanentBytes
   }
 
   /** Bytes held by live allocations, the arena's own (permanentInt32) aside: 0 whenever no request is in flight. */
@@ -57,7 +63,7 @@ export class KernelArena {
   }
 
   /** requireCapacity as an Admission, for callers with no element limit of their own (tests, benchmarks). */
-  readonly admit = (size: BatchSize): void => this.requireCapacity(size.bytes)
+  readonly admit = (size: { bytes: number }): void => this.requireCapacity(size.bytes)
 
   /** A new allocation group: everything one request needs, freed together. */
   group(): ArenaGroup {

@@ -1,4 +1,4 @@
-import type { CrossEntropyBatch } from '../batch.js'
+import { type CrossEntropyBatch, needsRowStats } from '../batch.js'
 import { decodeLogitRow } from '../codec/half.js'
 import { formatPosition, rowPosition } from '../codec/schema-errors.js'
 import { XentErrors } from '../errors.js'
@@ -104,9 +104,8 @@ export async function computeCrossEntropy(
   const tokenLoss = batch.memory.float64(batch.rows)
   const nll = batch.memory.float64(batch.rows)
   const gradients = batch.outputs.has('gradients') ? batch.memory.float32(batch.rows * batch.vocab) : null
-  const wantsAnalytics = ANALYTICS_OUTPUTS.some((name) => batch.outputs.has(name))
   // z-loss needs each row's log-sum-exp, which the stats carry.
-  const stats = wantsAnalytics || batch.zLoss > 0 ? batch.memory.float64(batch.rows * ROW_STATS) : null
+  const stats = needsRowStats(batch.outputs, batch.zLoss) ? batch.memory.float64(batch.rows * ROW_STATS) : null
   // Under mean the z-loss part divides by count, whatever the class weights.
   const zScale = batch.reduction === 'mean' ? (summary.count > 0 ? 1 / summary.count : 0) : 1
   const ranges = partitionRows(batch.rows, batch.vocab, maxTasks)
@@ -141,7 +140,7 @@ export async function computeCrossEntropy(
   let { loss, perplexity } = reduceRows(tokenLoss, nll, batch.reduction, summary)
   if (batch.zLoss > 0 && stats !== null) loss += addZLoss(batch, tokenLoss, stats) * zScale
   const analytics =
-    stats === null
+    stats === null || !ANALYTICS_OUTPUTS.some((name) => batch.outputs.has(name))
       ? null
       : reduceAnalytics(batch.targets, batch.ignoreIndex, nll, stats, sequenceLength(batch.targetsShape))
   return { loss, perplexity, count: summary.count, tokenLoss, gradients, analytics }

@@ -394,28 +394,3 @@ describe('malformed safetensors requests get a 400 that says what is wrong', asy
     expect(app.kernelArena.usedBytes).toBe(0)
   })
 })
-
-describe('kernel memory for safetensors requests', () => {
-  it('refuses with 413 a body that fits but whose gradients could never fit beside it', async () => {
-    const app = await buildForFile({ KERNEL_MEMORY_MB: 16 })
-    // 10 MB of logits fit in 16 MB; with 10 MB of gradients beside them they never can.
-    const rows = 64
-    const vocab = 40_000
-    const body = file([
-      { name: 'logits', dtype: 'F32', shape: [rows, vocab], data: new Float32Array(rows * vocab) },
-      { name: 'targets', dtype: 'I32', shape: [rows], data: new Int32Array(rows) }
-    ])
-    const post = (query: string) =>
-      app.inject({
-        method: 'POST',
-        url: `/v1/cross-entropy?${query}`,
-        headers: { 'content-type': OCTET },
-        payload: body
-      })
-    const withGradients = await post('outputs=gradients')
-    expect(withGradients.statusCode).toBe(413)
-    expect(withGradients.json()).toMatchObject({ code: 'XENT_TOO_LARGE' })
-    expect((await post('outputs=token_losses')).statusCode).toBe(200)
-    expect(app.kernelArena.usedBytes).toBe(0)
-  })
-})

@@ -1,5 +1,6 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { buildApp } from '../../src/app.js'
+import { largestRequestBytes } from '../../src/limits.js'
 import { build, buildForFile, TEST_CONFIG } from '../helper.js'
 
 const good = {
@@ -429,23 +430,55 @@ describe('kernel memory', () => {
   })
 
   it('refuses a request larger than KERNEL_MEMORY_MB with 413, naming both sizes', async () => {
-    const app = await build({ KERNEL_MEMORY_MB: 16 })
-    const res = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request(64, 40_000) })
+    // The least memory that serves MAX_ELEMENTS holds every well-formed request; misaligned
+    // tensors are copied once to align them, and two such copies of the largest tensors do not fit.
+    const elements = 2 ** 21
+    const kernelMemoryMb = Math.ceil(largestRequestBytes(elements) / 2 ** 20) + 1
+    const app = await build({ POOL_THREADS: 1, MAX_ELEMENTS: elements, KERNEL_MEMORY_MB: kernelMemoryMb })
+    const body = misalignedSafetensors(elements)
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy?outputs=gradients,entropy',
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: body
+    })
     expect(res.statusCode).toBe(413)
     expect(res.json()).toMatchObject({ code: 'XENT_TOO_LARGE', error: 'Payload Too Large' })
-    expect(res.json().message).toMatch(/needs \d+ bytes of kernel memory; KERNEL_MEMORY_MB allows 16777216/)
+    expect(res.json().message).toMatch(
+      new RegExp(`needs \\d+ bytes of kernel memory; KERNEL_MEMORY_MB allows ${app.kernelArena.capacity}$`)
+    )
+    expect(app.kernelArena.usedBytes).toBe(0)
   })
 
   it('answers 503 with Retry-After while other requests hold the memory, and 200 once it is free', async () => {
-    const app = await build({ KERNEL_MEMORY_MB: 16 })
+    const app = await build({ KERNEL_MEMORY_MB: 16, MAX_ELEMENTS: 200_000 })
     const holder = app.kernelArena.group()
-    holder.bytes(12 * 1024 * 1024)
-    const busy = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request(16, 40_000) })
+    holder.bytes(15 * 1024 * 1024)
+    const busy = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request(4, 40_000) })
     expect(busy.statusCode).toBe(503)
     expect(busy.headers['retry-after']).toBe('1')
     expect(busy.json()).toMatchObject({ code: 'XENT_MEMORY_BUSY', error: 'Service Unavailable' })
     holder.release()
-    const free = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request(16, 40_000) })
+    const free = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request(4, 40_000) })
     expect(free.statusCode).toBe(200)
   })
 })
+
+/**
+ * (elements, 1) F32 logits and soft targets with a header whose length leaves both misaligned, so
+ * that each is copied once to align it.
+ */
+function misalignedSafetensors(elements: number): Buffer {
+  const bytes = elements * 4
+  let header = JSON.stringify({
+    logits: { dtype: 'F32', shape: [elements, 1], data_offsets: [0, bytes] },
+    soft_targets: { dtype: 'F32', shape: [elements, 1], data_offsets: [bytes, 2 * bytes] }
+  })
+  while (header.length % 4 !== 1) header += ' '
+  const file = Buffer.alloc(8 + header.length + 2 * bytes)
+  file.writeBigUInt64LE(BigInt(header.length), 0)
+  file.write(header, 8, 'utf8')
+  const soft = 8 + header.length + bytes
+  for (let i = 0; i < elements; i++) file.writeFloatLE(1, soft + i * 4)
+  return file
+}

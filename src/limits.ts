@@ -1,0 +1,90 @@
+import { MAX_TOP_K } from '../schemas/logprobs.js'
+import { crossEntropyAllocations, logprobsAllocations, planBytes } from './batch.js'
+
+/**
+ * How the size limits follow from MAX_ELEMENTS, so that the defaults can never contradict each
+ * other: a safetensors body may be as large as the largest tensors a request within MAX_ELEMENTS
+ * can carry, and KERNEL_MEMORY_MB must hold the largest such request with every output. The
+ * largest ones are at the two ends of the shape, (MAX_ELEMENTS, 1) and (1, MAX_ELEMENTS): every
+ * size below is a·rows + b·vocab + c·rows·vocab, which over rows·vocab = E is largest at an end.
+ */
+
+/** Room for a safetensors request's length prefix and JSON header beside its tensors. */
+export const SAFETENSORS_HEADER_ALLOWANCE = 1024 * 1024
+
+/** The two ends of the shapes with `elements` elements: [rows, vocab]. */
+function extremeShapes(elements: number): Array<[number, number]> {
+  return [
+    [elements, 1],
+    [1, elements]
+  ]
+}
+
+/** Tensor bytes of the largest safetensors bodies, with their plans' allocations. */
+function largestRequests(elements: number): Array<{ body: number; allocations: number[] }> {
+  return extremeShapes(elements).flatMap(([rows, vocab]) => {
+    const logits = rows * vocab * 4
+    const crossEntropy = {
+      rows,
+      vocab,
+      format: 'safetensors' as const,
+      weight: true,
+      gradients: true,
+      rowStats: true
+    }
+    return [
+      // F32 logits, I64 targets, F32 weight
+      {
+        body: logits + rows * 8 + vocab * 4,
+        allocations: crossEntropyAllocations({ ...crossEntropy, softTargets: false })
+      },
+      // F32 logits, F32 soft targets, F32 weight
+      {
+        body: 2 * logits + vocab * 4,
+        allocations: crossEntropyAllocations({ ...crossEntropy, softTargets: true })
+      },
+      // logprobs: F32 logits, I64 targets, every output
+      {
+        body: logits + rows * 8,
+        allocations: logprobsAllocations({
+          rows,
+          vocab,
+          format: 'safetensors',
+          targets: true,
+          topK: Math.min(MAX_TOP_K, vocab),
+          entropy: true
+        })
+      }
+    ]
+  })
+}
+
+/** The largest safetensors body (header allowance included) a request within `maxElements` can need. */
+export function safetensorsBodyLimit(maxElements: number): number {
+  const tensors = Math.max(...largestRequests(maxElements).map((request) => request.body))
+  return tensors + SAFETENSORS_HEADER_ALLOWANCE
+}
+
+/** The kernel memory the largest request within `maxElements` takes, body and every output. */
+export function largestRequestBytes(maxElements: number): number {
+  return Math.max(
+    ...largestRequests(maxElements).map((request) =>
+      planBytes(request.body + SAFETENSORS_HEADER_ALLOWANCE, request.allocations)
+    )
+  )
+}
+
+/**
+ * Why a configuration can never serve its own MAX_ELEMENTS, or null when it can: the kernel
+ * memory (`capacity` bytes, what KERNEL_MEMORY_MB leaves for requests) must hold the largest request.
+ */
+export function limitsConflict(maxElements: number, capacity: number, kernelMemoryMb: number): string | null {
+  const needed = largestRequestBytes(maxElements)
+  if (needed <= capacity) return null
+  const neededMb = Math.ceil(needed / 2 ** 20) + 1
+  return (
+    `KERNEL_MEMORY_MB=${kernelMemoryMb} cannot hold the largest request MAX_ELEMENTS=${maxElements} allows ` +
+    `(${needed} bytes of kernel memory with every output); raise KERNEL_MEMORY_MB to at least ${neededMb} ` +
+    'or lower MAX_ELEMENTS'
+  )
+}
