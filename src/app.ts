@@ -7,16 +7,17 @@ import auth from './plugins/auth.js'
 import binaryBody from './plugins/binary-body.js'
 import browsers from './plugins/browsers.js'
 import contentTypes from './plugins/content-types.js'
-import deadline from './plugins/deadline.js'
+import deadline, { type DeadlineTimer } from './plugins/deadline.js'
 import errors from './plugins/errors.js'
 import metrics from './plugins/metrics.js'
 import playground from './plugins/playground.js'
 import pool from './plugins/pool.js'
-import pressure from './plugins/pressure.js'
+import pressure, { type PressureReadings } from './plugins/pressure.js'
 import rateLimit from './plugins/rate-limit.js'
 import requestIdHeader, { requestId } from './plugins/request-id.js'
 import shutdown from './plugins/shutdown.js'
 import swagger from './plugins/swagger.js'
+import type { FaultSource } from './pool/faults.js'
 import crossEntropyRoutes from './routes/cross-entropy.js'
 import healthRoutes from './routes/health.js'
 import logprobsRoutes from './routes/logprobs.js'
@@ -29,10 +30,12 @@ export type AppConfig = Omit<Config, 'PORT' | 'HOST'>
 export interface AppOptions {
   /** Fastify options over serverOptions(config). */
   fastify?: FastifyServerOptions
-  /** Let the `x-xent-fault` header inject worker faults (tests only; see src/pool/faults.ts). */
-  injectFaults?: boolean
-  /** How often under-pressure measures the main thread (tests shorten it). */
-  pressureSampleIntervalMs?: number
+  /** Worker faults for chosen requests (tests only; see src/pool/faults.ts and test/faults.ts). */
+  faults?: FaultSource
+  /** The main thread's readings for load shedding, instead of under-pressure's (tests only). */
+  pressureReadings?: () => PressureReadings
+  /** Starts a request's REQUEST_TIMEOUT_MS clock, instead of setTimeout (tests only). */
+  deadlineTimer?: DeadlineTimer
 }
 
 export function serverOptions(config: AppConfig): FastifyServerOptions {
@@ -71,21 +74,22 @@ export async function buildApp(settings: Partial<AppConfig> = {}, options: AppOp
   await app.register(rateLimit, {
     perMinute: config.RATE_LIMIT_PER_MIN,
     keyed: apiKeys.length > 0,
-    redisUrl: config.RATE_LIMIT_REDIS_URL
+    redisUrl: config.RATE_LIMIT_REDIS_URL,
+    redisTimeoutMs: config.RATE_LIMIT_REDIS_TIMEOUT_MS
   })
   await app.register(pressure, {
     maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS,
     maxHeapUsedMb: config.MAX_HEAP_USED_MB,
-    sampleIntervalMs: options.pressureSampleIntervalMs
+    readings: options.pressureReadings
   })
-  await app.register(deadline, { timeoutMs: config.REQUEST_TIMEOUT_MS })
+  await app.register(deadline, { timeoutMs: config.REQUEST_TIMEOUT_MS, timer: options.deadlineTimer })
   await app.register(pool, {
     threads: config.POOL_THREADS,
     memoryMegabytes: config.KERNEL_MEMORY_MB,
     maxQueue: config.MAX_QUEUE,
     maxElements: config.MAX_ELEMENTS,
     workerMaxOldGenerationMb: config.WORKER_MAX_OLD_GENERATION_MB,
-    injectFaults: options.injectFaults ?? false
+    faults: options.faults
   })
   await app.register(binaryBody, { maxElements: config.MAX_ELEMENTS })
   await app.register(healthRoutes)

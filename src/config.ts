@@ -29,7 +29,8 @@ export const ConfigSchema = Type.Object({
   API_KEYS: Type.Optional(Type.String({ default: '' })),
   CORS_ORIGINS: Type.Optional(Type.String({ default: '' })),
   RATE_LIMIT_PER_MIN: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0 })),
-  RATE_LIMIT_REDIS_URL: Type.Optional(Type.String({ pattern: '^(rediss?://.+)?$', default: '' }))
+  RATE_LIMIT_REDIS_URL: Type.Optional(Type.String({ pattern: '^(rediss?://.+)?$', default: '' })),
+  RATE_LIMIT_REDIS_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000, default: 500 }))
 })
 export type Config = Required<Static<typeof ConfigSchema>>
 

@@ -1,4 +1,3 @@
-import { setTimeout } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -31,13 +30,9 @@ try {
 // SHUTDOWN_DELAY_MS, while load balancers notice; then the listener closes, in-flight requests
 // finish, and the process exits 0. Past the grace, close-with-grace exits 1.
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
-  app.stopReadiness()
   if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error')
-  else {
-    app.log.info({ signal, delayMs: config.SHUTDOWN_DELAY_MS }, 'closing: not ready, finishing in-flight requests')
-    await setTimeout(config.SHUTDOWN_DELAY_MS)
-  }
-  await app.close()
+  else app.log.info({ signal, delayMs: config.SHUTDOWN_DELAY_MS }, 'closing: not ready, finishing in-flight requests')
+  await app.shutdown({ delayMs: err === undefined ? config.SHUTDOWN_DELAY_MS : 0 })
 })
 
 await app.listen({ port: config.PORT, host: config.HOST })

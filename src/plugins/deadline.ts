@@ -12,19 +12,29 @@ declare module 'fastify' {
   }
 }
 
+/** Calls `fire` after `ms` and returns a function that stops it: setTimeout, unless a test injects a clock. */
+export type DeadlineTimer = (fire: () => void, ms: number) => () => void
+
+const realTimer: DeadlineTimer = (fire, ms) => {
+  const timer = setTimeout(fire, ms)
+  return () => clearTimeout(timer)
+}
+
 export interface DeadlineOptions {
   timeoutMs: number
+  timer?: DeadlineTimer
 }
 
 async function deadline(app: FastifyInstance, opts: DeadlineOptions): Promise<void> {
+  const startTimer = opts.timer ?? realTimer
   app.decorateRequest('deadline', null as unknown as AbortSignal)
   app.addHook('onRequest', async (request, reply) => {
     const controller = new AbortController()
     request.deadline = controller.signal
-    const timer = setTimeout(() => controller.abort(new XentErrors.TIMEOUT(String(opts.timeoutMs))), opts.timeoutMs)
-    reply.raw.once('finish', () => clearTimeout(timer))
+    const stop = startTimer(() => controller.abort(new XentErrors.TIMEOUT(String(opts.timeoutMs))), opts.timeoutMs)
+    reply.raw.once('finish', stop)
     reply.raw.once('close', () => {
-      clearTimeout(timer)
+      stop()
       // Closed before the answer was all written: the client hung up.
       if (!reply.raw.writableFinished) controller.abort(new XentErrors.CLIENT_CLOSED())
     })

@@ -10,7 +10,7 @@ import { limitsConflict } from '../limits.js'
 import { KernelArena } from '../pool/arena.js'
 import { type CrossEntropyResult, computeCrossEntropy } from '../pool/compute.js'
 import { ControlWords } from '../pool/control.js'
-import type { Fault } from '../pool/faults.js'
+import type { Fault, FaultSource } from '../pool/faults.js'
 import { computeLogprobs, type LogprobsResult, type LogprobsTask } from '../pool/logprobs.js'
 
 declare module 'fastify' {
@@ -46,16 +46,15 @@ export interface PoolOptions {
   maxElements: number
   /** Each worker's V8 heap limit; a worker past it dies alone (WORKER_MAX_OLD_GENERATION_MB). */
   workerMaxOldGenerationMb: number
-  /** Let requests inject worker faults (tests only; see src/pool/faults.ts). */
-  injectFaults: boolean
+  /** Worker faults for the tasks of chosen requests (tests only; see src/pool/faults.ts). */
+  faults?: FaultSource
 }
 
 export interface RunOptions {
   /** Aborting it cancels the work; the computation rejects with the signal's reason. */
   signal?: AbortSignal
-  /** For the message of a worker failure. */
+  /** For the message of a worker failure (and, in tests, to choose a fault). */
   requestId?: string
-  fault?: Fault
 }
 
 export interface PoolStats {
@@ -80,7 +79,7 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   // Checked before any worker starts: a configuration that can never serve its own limit is a boot error.
   const conflict = limitsConflict(opts.maxElements, arena.capacity, opts.memoryMegabytes)
   if (conflict !== null) throw new ConfigError(`invalid configuration: ${conflict}`)
-  const piscina = new Piscina<(KernelRows & { fault?: Fault }) | LogprobsTask, number>({
+  const piscina = new Piscina<(KernelRows | LogprobsTask) & { fault?: Fault }, number>({
     filename: workerFile,
     minThreads: opts.threads,
     maxThreads: opts.threads,
@@ -146,7 +145,7 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
 
   app.decorate('crossEntropy', (batch: CrossEntropyBatch, options: RunOptions = {}) => {
     if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
-    const fault = opts.injectFaults ? options.fault : undefined
+    const fault = opts.faults?.(options.requestId)
     // The SIMD kernel has no softcap and no class probabilities; the plain one does them, row by
     // row in float64.
     const kernel = batch.softcap > 0 || batch.softTargets !== null ? 'crossEntropyPlain' : 'default'
@@ -156,7 +155,9 @@ async function pool(app: FastifyInstance, opts: PoolOptions): Promise<void> {
   })
   app.decorate('logprobs', (batch: LogprobsBatch, options: RunOptions = {}) => {
     if (closed) return Promise.reject(new XentErrors.SHUTTING_DOWN())
-    const run = (task: LogprobsTask, signal?: AbortSignal) => post(task, 'logprobs', signal, options.requestId)
+    const fault = opts.faults?.(options.requestId)
+    const run = (task: LogprobsTask, signal?: AbortSignal) =>
+      post(fault === undefined ? task : { ...task, fault }, 'logprobs', signal, options.requestId)
     return track(computeLogprobs(batch, run, opts.threads, computeOptions(options)))
   })
   // Shedding a request before its body is parsed keeps the main thread free for the requests it

@@ -13,10 +13,9 @@ export interface RateLimitOptions {
   keyed: boolean
   /** A Redis all replicas share, so that a caller's budget is one across pods; '' keeps it per pod. */
   redisUrl?: string
+  /** How long a count may wait for Redis before the request goes on uncounted (RATE_LIMIT_REDIS_TIMEOUT_MS). */
+  redisTimeoutMs?: number
 }
-
-/** How long a count may wait for Redis before the request goes on uncounted. */
-const REDIS_TIMEOUT_MS = 500
 
 /**
  * A caller is its bearer key (hashed: keys never sit in the limiter's map), which auth has
@@ -45,7 +44,7 @@ async function rateLimiting(app: FastifyInstance, opts: RateLimitOptions): Promi
     keyGenerator: callerKey(opts.keyed),
     allowList: (request) => !isApiRoute(request),
     errorResponseBuilder: (_request, context) => new XentErrors.RATE_LIMITED(context.max, context.after),
-    ...(opts.redisUrl ? await sharedStore(app, opts.redisUrl) : {})
+    ...(opts.redisUrl ? await sharedStore(app, opts.redisUrl, opts.redisTimeoutMs ?? 500) : {})
   })
 }
 
@@ -53,13 +52,13 @@ async function rateLimiting(app: FastifyInstance, opts: RateLimitOptions): Promi
  * The counts in Redis (RATE_LIMIT_REDIS_URL), shared by every replica. A limit is there to spare
  * the service, not to guard data, so while Redis is unreachable requests go on uncounted (fail
  * open, logged once per outage) rather than fail: no command waits in a queue for a connection,
- * and none waits longer than REDIS_TIMEOUT_MS.
+ * and none waits longer than RATE_LIMIT_REDIS_TIMEOUT_MS.
  */
-async function sharedStore(app: FastifyInstance, url: string) {
+async function sharedStore(app: FastifyInstance, url: string, timeoutMs: number) {
   const redis = new Redis(url, {
     lazyConnect: true,
-    connectTimeout: REDIS_TIMEOUT_MS,
-    commandTimeout: REDIS_TIMEOUT_MS,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false
   })

@@ -1,5 +1,17 @@
+import { setTimeout as sleepFor } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * The graceful shutdown: /readyz turns 503 at once, requests are still taken for `delayMs`
+     * (SHUTDOWN_DELAY_MS, while load balancers notice), then the listener closes and in-flight
+     * requests finish. `sleep` waits out the delay (tests hold it with a barrier of their own).
+     */
+    shutdown: (options: { delayMs: number; sleep?: (ms: number) => Promise<unknown> }) => Promise<void>
+  }
+}
 
 /**
  * Graceful shutdown for keep-alive clients. Closing the server stops new connections and drops
@@ -14,6 +26,11 @@ async function shutdown(app: FastifyInstance): Promise<void> {
   })
   app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close')
+  })
+  app.decorate('shutdown', async ({ delayMs, sleep = sleepFor }) => {
+    app.stopReadiness()
+    if (delayMs > 0) await sleep(delayMs)
+    await app.close()
   })
 }
 

@@ -1,27 +1,36 @@
-import type { KernelRows } from '../kernel/wasm.js'
-
 /**
- * Faults a test can inject into a worker, to prove that one failing task fails only its own
- * request. Only an app built with `injectFaults` passes them on (from the `x-xent-fault` header);
- * the service as started by server.ts never does.
+ * Faults a test can inject into a worker: to prove that one failing task fails only its own
+ * request, and to hold a task at a known point while the test acts. Only an app built with the
+ * `faults` option (tests wire it in; see test/faults.ts) attaches them to tasks; nothing a
+ * request carries can.
  *
  * - throw: the task throws.
  * - exit: the worker thread exits mid-task.
  * - oom: the worker allocates until it meets its heap limit (WORKER_MAX_OLD_GENERATION_MB).
- * - slow: the rows run one at a time, 20 ms apart, so that a test can cancel them part-way.
+ * - hold: the task runs its first `afterRows` rows, then says so at the barrier and waits there
+ *   until the test releases it, then runs the rest; a task cancelled meanwhile stops at its next row.
  */
-export const FAULTS = ['throw', 'exit', 'oom', 'slow'] as const
-export type Fault = (typeof FAULTS)[number]
+export type Fault =
+  | { kind: 'throw' }
+  | { kind: 'exit' }
+  | { kind: 'oom' }
+  | { kind: 'hold'; barrier: Int32Array; afterRows?: number }
 
-export function isFault(value: unknown): value is Fault {
-  return FAULTS.includes(value as Fault)
+/** Chooses the fault for each computation, by the id of the request it serves (tests only). */
+export type FaultSource = (requestId: string | undefined) => Fault | undefined
+
+/** Slots of a hold fault's barrier (an Int32Array over a SharedArrayBuffer, which the task carries). */
+export const BARRIER_ARRIVED = 0
+export const BARRIER_RELEASED = 1
+
+interface RowRange {
+  rowStart: number
+  rowEnd: number
 }
 
-const SLOW_ROW_MS = 20
-const pause = new Int32Array(new SharedArrayBuffer(4))
-
-export function injectFault(fault: Fault, task: KernelRows, kernel: (call: KernelRows) => number): number {
-  switch (fault) {
+/** Runs `task` (rows [rowStart, rowEnd) through `run`) with the fault in its way. */
+export function injectFault<Task extends RowRange>(fault: Fault, task: Task, run: (task: Task) => number): number {
+  switch (fault.kind) {
     case 'throw':
       throw new Error('injected fault: the task threw')
     case 'exit':
@@ -31,14 +40,19 @@ export function injectFault(fault: Fault, task: KernelRows, kernel: (call: Kerne
       const hoard: number[][] = []
       for (;;) hoard.push(Array.from({ length: 1 << 16 }, (_, i) => i + hoard.length))
     }
-    case 'slow':
-      for (let row = task.rowStart; row < task.rowEnd; row++) {
-        const verdict = kernel({ ...task, rowStart: row, rowEnd: row + 1 })
+    case 'hold': {
+      const middle = Math.min(task.rowEnd, task.rowStart + (fault.afterRows ?? 0))
+      if (middle > task.rowStart) {
+        const verdict = run({ ...task, rowEnd: middle })
         if (verdict !== -1) return verdict
-        // Atomics.wait: a plain sleep that a worker thread is allowed to do.
-        Atomics.wait(pause, 0, 0, SLOW_ROW_MS)
       }
-      return -1
+      // Atomics: the test thread waits (asynchronously) on ARRIVED, and this worker blocks on
+      // RELEASED until the test stores 1 there; a worker thread may block, the test's may not.
+      Atomics.add(fault.barrier, BARRIER_ARRIVED, 1)
+      Atomics.notify(fault.barrier, BARRIER_ARRIVED)
+      while (Atomics.load(fault.barrier, BARRIER_RELEASED) === 0) Atomics.wait(fault.barrier, BARRIER_RELEASED, 0)
+      return run({ ...task, rowStart: middle })
+    }
   }
   return -1
 }

@@ -5,7 +5,6 @@ import { XentErrors } from '../errors.js'
 import { LOGPROB_ROWS_VALID, type LogprobsOutputs, logprobRows } from '../kernel/logprobs.js'
 import { LOGITS_DTYPE, ROWS_CANCELLED } from '../kernel/wasm.js'
 import { type ComputeOptions, partitionRows } from './compute.js'
-import { claimTask } from './control.js'
 import { runRanges } from './tasks.js'
 
 /** One row range of a logprobs batch: addresses into the shared memory (0 for an absent array). */
@@ -39,9 +38,8 @@ export interface LogprobsResult {
   entropy: Float64Array | null
 }
 
-/** Runs a task on this thread (in a worker, or in tests) over `buffer`, the kernel's memory. */
+/** Runs a task on this thread (in a worker, which has claimed it, or in tests) over `buffer`, the kernel's memory. */
 export function runLogprobsTask(buffer: ArrayBufferLike, words: Int32Array, task: LogprobsTask): number {
-  if (task.control !== 0 && !claimTask(words, task.control, task.taskId)) return ROWS_CANCELLED
   const length = task.rows * task.vocab
   const logits =
     task.logitsDtype === LOGITS_DTYPE.F32

@@ -1,18 +1,16 @@
 import { crossEntropyRows, PLAIN_ROWS_VALID } from '../kernel/cross-entropy.js'
 import { ROW_STATS } from '../kernel/stats.js'
 import { type KernelRows, LOGITS_DTYPE, ROWS_CANCELLED } from '../kernel/wasm.js'
-import { claimTask } from './control.js'
 
 /** Rows between two looks at the control word: the plain kernel has no control word of its own. */
 const ROWS_PER_SLICE = 64
 
 /**
  * A cross-entropy task run by the plain TypeScript kernel, over views of `buffer` (the kernel's
- * shared memory). The service uses it for what the SIMD kernel does not do, a softcap; the tests
+ * shared memory), already claimed by the worker. The service uses it for what the SIMD kernel does not do, a softcap; the tests
  * use it as the oracle.
  */
 export function runPlainCrossEntropyTask(buffer: ArrayBufferLike, words: Int32Array, task: KernelRows): number {
-  if (task.control !== 0 && !claimTask(words, task.control, task.taskId ?? 0)) return ROWS_CANCELLED
   const rows = task.rowEnd
   const length = rows * task.vocab
   const logits =

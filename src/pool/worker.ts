@@ -12,20 +12,33 @@ const kernel = instantiateKernel(memory, module)
 // The memory never grows (its initial size is its maximum), so one view serves every task.
 const words = new Int32Array(memory.buffer)
 
-export default function runRows(task: KernelRows & { fault?: Fault }): number {
-  // Claim the task before touching its batch: if it was cancelled first, its batch may already
-  // be released, and another request's.
+interface Claimable {
+  control: number
+  taskId?: number
+  rowStart: number
+  rowEnd: number
+  fault?: Fault
+}
+
+/**
+ * Claims the task before touching its batch (if it was cancelled first, its batch may already be
+ * released, and another request's), then runs it, through an injected fault when it has one.
+ */
+function runClaimed<Task extends Claimable>(task: Task, run: (task: Task) => number): number {
   if (task.control !== 0 && !claimTask(words, task.control, task.taskId ?? 0)) return ROWS_CANCELLED
-  if (task.fault !== undefined) return injectFault(task.fault, task, kernel)
-  return kernel(task)
+  return task.fault === undefined ? run(task) : injectFault(task.fault, task, run)
+}
+
+export default function runRows(task: KernelRows & { fault?: Fault }): number {
+  return runClaimed(task, kernel)
 }
 
 /** Named task (piscina's `name`): one row range of a logprobs batch. */
-export function logprobs(task: LogprobsTask): number {
-  return runLogprobsTask(memory.buffer, words, task)
+export function logprobs(task: LogprobsTask & { fault?: Fault }): number {
+  return runClaimed(task, (range) => runLogprobsTask(memory.buffer, words, range))
 }
 
 /** Named task: a cross-entropy row range for the plain kernel (a softcap, which the SIMD one lacks). */
-export function crossEntropyPlain(task: KernelRows): number {
-  return runPlainCrossEntropyTask(memory.buffer, words, task)
+export function crossEntropyPlain(task: KernelRows & { fault?: Fault }): number {
+  return runClaimed(task, (range) => runPlainCrossEntropyTask(memory.buffer, words, range))
 }

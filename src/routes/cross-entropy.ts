@@ -8,7 +8,6 @@ import {
 import type { CrossEntropyBatch } from '../batch.js'
 import { decodeSafetensorsRequest, encodeSafetensorsResponse } from '../codec/binary.js'
 import { decodeJsonRequest, encodeJsonResponse } from '../codec/json.js'
-import { isFault } from '../pool/faults.js'
 import {
   isBinaryBody,
   refuseQueryForJson,
@@ -53,12 +52,7 @@ const crossEntropyRoutes: FastifyPluginAsync = async (app) => {
         batch = decodeJsonRequest(request.body as CrossEntropyRequest, requestMemory(request, app.admitBatch))
       }
       // The batch's memory belongs to the request: it is released once the answer has been sent.
-      const fault = request.headers['x-xent-fault']
-      const result = await app.crossEntropy(batch, {
-        signal: request.deadline,
-        requestId: request.id,
-        fault: isFault(fault) ? fault : undefined
-      })
+      const result = await app.crossEntropy(batch, { signal: request.deadline, requestId: request.id })
       app.metrics.elements.inc(batch.rows * batch.vocab)
       if (wantsSafetensors(request)) {
         return sendSafetensors(reply, encodeSafetensorsResponse(batch, result, query.grad_dtype ?? 'F32'))

@@ -48,7 +48,14 @@ describe.skipIf(!hasRedis)('RATE_LIMIT_REDIS_URL', () => {
   it('gives a caller one budget across replicas', async () => {
     const port = await freePort()
     await startRedis(port)
-    const shared = { POOL_THREADS: 1, RATE_LIMIT_PER_MIN: 3, RATE_LIMIT_REDIS_URL: `redis://127.0.0.1:${port}` }
+    // A count that waited for Redis past the timeout would go uncounted: give it one only a real
+    // bug reaches, so that a busy machine cannot turn a 429 into a 200.
+    const shared = {
+      POOL_THREADS: 1,
+      RATE_LIMIT_PER_MIN: 3,
+      RATE_LIMIT_REDIS_URL: `redis://127.0.0.1:${port}`,
+      RATE_LIMIT_REDIS_TIMEOUT_MS: 20_000
+    }
     const [podA, podB] = await Promise.all([build(shared), build(shared)])
     const first = await podA.inject(post)
     expect(first.statusCode).toBe(200)
@@ -75,7 +82,8 @@ describe.skipIf(!hasRedis)('RATE_LIMIT_REDIS_URL', () => {
     const app = await build({
       POOL_THREADS: 1,
       RATE_LIMIT_PER_MIN: 2,
-      RATE_LIMIT_REDIS_URL: `redis://127.0.0.1:${port}`
+      RATE_LIMIT_REDIS_URL: `redis://127.0.0.1:${port}`,
+      RATE_LIMIT_REDIS_TIMEOUT_MS: 20_000
     })
     for (let i = 0; i < 4; i++) expect((await app.inject(post)).statusCode).toBe(200)
 
