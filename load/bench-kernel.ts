@@ -1,24 +1,31 @@
 /**
- * The fused kernel on one thread, against the memory floor, in one run:
+ * The kernel family on one thread, against the memory floor, in one run:
  *
  *   npm run bench:kernel -- --rows 2048 --vocab 32000 [--dtype F32|F16|BF16] [--repeats 7]
  *
- * It times the WebAssembly kernel forward only and forward+gradient over (rows × vocab) logits,
- * and Float32Array.prototype.set over the same bytes (a memcpy: the memory floor). When a Python
- * with PyTorch is found (XENT_TORCH_PYTHON, python3 or /usr/bin/python3), PyTorch's own CPU
- * cross-entropy on one thread (load/torch_floor.py) is the second floor, timed in turn with the
- * kernel in the same run. Each figure is the median of --repeats runs after warm-up, the runs of
- * each being interleaved with the others'. The last line is one JSON object.
+ * It times, over the same (rows × vocab) logits: the cross-entropy forward pass and forward +
+ * gradient; the forward pass with a softcap of 30 (Gemma 2's), with soft targets (a dense
+ * distribution per row) instead of class indices, and /v1/logprobs' kernel (target log-probs,
+ * top-8 and entropy together); and Float32Array.prototype.set over the logits' bytes (a memcpy:
+ * the memory floor). When a Python with PyTorch is found (XENT_TORCH_PYTHON, python3 or
+ * /usr/bin/python3), PyTorch on one thread (load/torch_floor.py) does the same work, timed in turn
+ * with the kernel. Each figure is the median of --repeats runs after warm-up, the runs of each
+ * interleaved with the others'. The last line is one JSON object.
  */
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process'
-import { once } from 'node:events'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { floatToBf16, floatToF16 } from '../src/codec/half.js'
-import { ALL_ROWS_VALID, instantiateKernel, LOGITS_DTYPE, type LogitsDtype } from '../src/kernel/wasm.js'
-import { KernelArena } from '../src/pool/arena.js'
-import { wholeBatchCall } from './kernel-call.js'
+import {
+  ALL_ROWS_VALID,
+  CROSS_ENTROPY_CALL,
+  type CrossEntropyCall,
+  LOGITS_DTYPE,
+  LOGPROBS_CALL,
+  type LogitsDtype,
+  writeCall
+} from '../src/engine/abi.js'
+import { instantiateKernels } from '../src/engine/kernels.js'
+import { KernelArena } from '../src/engine/memory.js'
+import { floatToBf16, floatToF16 } from '../src/kernels/half.js'
+import { startTorchFloor, type TorchKind } from './torch-floor.js'
 
 const { values } = parseArgs({
   options: {
@@ -34,93 +41,107 @@ const dtype = values.dtype as LogitsDtype
 const repeats = Number(values.repeats)
 const elements = rows * vocab
 const bytesPerLogit = dtype === 'F32' ? 4 : 2
+const SOFTCAP = 30
+const TOP_K = 8
 
-const arena = new KernelArena(Math.ceil((elements * (bytesPerLogit + 4) + rows * 24) / 2 ** 20) + 16)
+const arena = new KernelArena(Math.ceil((elements * (bytesPerLogit + 8) + rows * (64 + TOP_K * 12)) / 2 ** 20) + 16)
 const memory = arena.group()
 const logitsAddress = memory.bytes(elements * bytesPerLogit).byteOffset
 const targets = memory.int32(rows)
 const tokenLoss = memory.float64(rows)
 const nll = memory.float64(rows)
 const gradients = memory.float32(elements)
+const softTargets = memory.float32(elements)
+const targetLogprobs = memory.float64(rows)
+const topIds = memory.int32(rows * TOP_K)
+const topLogprobs = memory.float64(rows * TOP_K)
+const entropy = memory.float64(rows)
 
 // Deterministic logits in [−8, 8): the spread of a trained language model's scores.
 let seed = 12345
 const next = () => {
   seed = (seed * 1103515245 + 12345) % 2147483648
-  return (seed / 2147483648) * 16 - 8
+  return seed / 2147483648
 }
 if (dtype === 'F32') {
   const logits = new Float32Array(arena.buffer, logitsAddress, elements)
-  for (let i = 0; i < elements; i++) logits[i] = next()
+  for (let i = 0; i < elements; i++) logits[i] = next() * 16 - 8
 } else {
   const halves = new Uint16Array(arena.buffer, logitsAddress, elements)
   const encode = dtype === 'F16' ? floatToF16 : floatToBf16
-  for (let i = 0; i < elements; i++) halves[i] = encode(next())
+  for (let i = 0; i < elements; i++) halves[i] = encode(next() * 16 - 8)
 }
 for (let r = 0; r < rows; r++) targets[r] = (r * 7919) % vocab
-
-const kernel = instantiateKernel(arena.memory)
-const call = (withGradients: boolean) => {
-  const verdict = kernel(
-    wholeBatchCall({
-      logits: logitsAddress,
-      logitsDtype: LOGITS_DTYPE[dtype],
-      targets: targets.byteOffset,
-      rows,
-      vocab,
-      tokenLoss: tokenLoss.byteOffset,
-      nll: nll.byteOffset,
-      gradients: withGradients ? gradients.byteOffset : 0
-    })
-  )
-  if (verdict !== ALL_ROWS_VALID) throw new Error(`row ${verdict} was invalid`)
-}
-
-/** PyTorch's cross-entropy in a Python process of its own, one timed run per request. */
-interface TorchFloor {
-  version: string
-  timeMs: (kind: 'forward' | 'forward_backward') => Promise<number>
-  close: () => void
-}
-
-async function startTorchFloor(): Promise<TorchFloor | undefined> {
-  const candidates = [process.env.XENT_TORCH_PYTHON, 'python3', '/usr/bin/python3'].filter(
-    (python): python is string => python !== undefined && python !== ''
-  )
-  const python = candidates.find((candidate) => spawnSync(candidate, ['-c', 'import torch']).status === 0)
-  if (python === undefined) return undefined
-  const script = fileURLToPath(new URL('torch_floor.py', import.meta.url))
-  const child: ChildProcessWithoutNullStreams = spawn(python, [script, String(rows), String(vocab)])
-  child.stderr.pipe(process.stderr)
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
-  const nextLine = async () => {
-    const { value, done } = await lines.next()
-    if (done === true) throw new Error('the PyTorch floor process ended early')
-    return value
+// Soft targets: a dense distribution per row, as a teacher's in distillation.
+for (let r = 0; r < rows; r++) {
+  let sum = 0
+  for (let c = 0; c < vocab; c++) {
+    softTargets[r * vocab + c] = next()
+    sum += softTargets[r * vocab + c]
   }
-  const ready = await nextLine()
-  return {
-    version: ready.replace(/^ready torch /, ''),
-    timeMs: async (kind) => {
-      child.stdin.write(`${kind}\n`)
-      return Number(await nextLine())
-    },
-    close: () => {
-      child.stdin.end()
-      void once(child, 'exit')
-    }
-  }
+  for (let c = 0; c < vocab; c++) softTargets[r * vocab + c] /= sum
 }
 
-const torch = dtype === 'F32' ? await startTorchFloor() : undefined
+const { kernels } = instantiateKernels(arena.memory)
+/** A cross-entropy call struct over the whole batch, mean reduction. */
+function crossEntropyCall(options: Partial<CrossEntropyCall>): number {
+  const call = memory.bytes(CROSS_ENTROPY_CALL.bytes).byteOffset
+  writeCall(arena.buffer, call, CROSS_ENTROPY_CALL, {
+    logits: logitsAddress,
+    dtype: LOGITS_DTYPE[dtype],
+    targets: targets.byteOffset,
+    vocab,
+    ignoreIndex: -100,
+    weight: 0,
+    tokenLoss: tokenLoss.byteOffset,
+    nll: nll.byteOffset,
+    gradients: 0,
+    stats: 0,
+    softTargets: 0,
+    labelSmoothing: 0,
+    classWeightSum: vocab,
+    gradScale: 1 / rows,
+    zGrad: 0,
+    softcap: 0,
+    ...options
+  })
+  return call
+}
+const logprobsCall = memory.bytes(LOGPROBS_CALL.bytes).byteOffset
+writeCall(arena.buffer, logprobsCall, LOGPROBS_CALL, {
+  logits: logitsAddress,
+  dtype: LOGITS_DTYPE[dtype],
+  targets: targets.byteOffset,
+  vocab,
+  ignoreIndex: -100,
+  topK: TOP_K,
+  targetLogprobs: targetLogprobs.byteOffset,
+  topIds: topIds.byteOffset,
+  topLogprobs: topLogprobs.byteOffset,
+  entropy: entropy.byteOffset,
+  softcap: 0,
+  temperature: 1
+})
+const calls = {
+  forward: crossEntropyCall({}),
+  forwardBackward: crossEntropyCall({ gradients: gradients.byteOffset }),
+  softcap: crossEntropyCall({ softcap: SOFTCAP }),
+  softTargets: crossEntropyCall({ softTargets: softTargets.byteOffset })
+}
+const run = (entry: keyof typeof kernels, call: number) => {
+  const verdict = kernels[entry](call, 0, rows, 0)
+  if (verdict !== ALL_ROWS_VALID) throw new Error(`${entry}: row ${verdict} was invalid`)
+}
+
+const torch = dtype === 'F32' ? await startTorchFloor(rows, vocab) : undefined
 
 /** Each measurement, run in turn with the others so that a slow spell of the machine hits all alike. */
 type Measure = () => number | Promise<number>
 const timed =
-  (run: () => void): Measure =>
+  (work: () => void): Measure =>
   () => {
     const start = process.hrtime.bigint()
-    run()
+    work()
     return Number(process.hrtime.bigint() - start) / 1e6
   }
 async function medians(measures: Record<string, Measure>): Promise<Record<string, number>> {
@@ -138,52 +159,67 @@ async function medians(measures: Record<string, Measure>): Promise<Record<string
 // The floor: copying the logits' bytes once (as float32 words when they are F32).
 const source = new Float32Array(arena.buffer, logitsAddress, (elements * bytesPerLogit) / 4)
 const destination = new Float32Array(source.length)
+const torchKinds: Record<string, TorchKind> = {
+  forward: 'forward',
+  forwardBackward: 'forward_backward',
+  softcap: 'softcap',
+  softTargets: 'soft_targets',
+  logprobs: 'logprobs'
+}
 const measured = await medians({
   memcpy: timed(() => destination.set(source)),
-  forward: timed(() => call(false)),
-  forwardBackward: timed(() => call(true)),
-  ...(torch && {
-    torchForward: () => torch.timeMs('forward'),
-    torchForwardBackward: () => torch.timeMs('forward_backward')
-  })
+  forward: timed(() => run('hardTargetRows', calls.forward)),
+  forwardBackward: timed(() => run('hardTargetRows', calls.forwardBackward)),
+  softcap: timed(() => run('hardTargetRows', calls.softcap)),
+  softTargets: timed(() => run('softTargetRows', calls.softTargets)),
+  logprobs: timed(() => run('logprobRows', logprobsCall)),
+  ...(torch &&
+    Object.fromEntries(Object.entries(torchKinds).map(([name, kind]) => [`torch:${name}`, () => torch.timeMs(kind)])))
 })
 torch?.close()
-const { memcpy: memcpyMs, forward: forwardMs, forwardBackward: forwardBackwardMs } = measured
 
 const rate = (ms: number) => Math.round(elements / ms / 1e3)
 const result = {
   rows,
   vocab,
-  forward_melem_s: rate(forwardMs),
-  forward_backward_melem_s: rate(forwardBackwardMs),
-  memcpy_melem_s: rate(memcpyMs)
+  forward_melem_s: rate(measured.forward),
+  forward_backward_melem_s: rate(measured.forwardBackward),
+  memcpy_melem_s: rate(measured.memcpy),
+  softcap_melem_s: rate(measured.softcap),
+  soft_targets_melem_s: rate(measured.softTargets),
+  logprobs_melem_s: rate(measured.logprobs)
 }
-const ofFloor = (ms: number) => (memcpyMs / ms).toFixed(3)
-console.log(`${dtype} logits, one thread, median of ${repeats}`)
+const lines: Array<[string, number]> = [
+  ['forward', measured.forward],
+  ['forward+gradient', measured.forwardBackward],
+  [`softcap ${SOFTCAP}`, measured.softcap],
+  ['soft targets', measured.softTargets],
+  [`logprobs (top-${TOP_K}, entropy, targets)`, measured.logprobs]
+]
+console.log(`${dtype} logits, ${rows} × ${vocab}, one thread, median of ${repeats}`)
+for (const [name, ms] of lines) {
+  console.log(
+    `${name.padEnd(36)} ${ms.toFixed(1).padStart(7)} ms  ${String(rate(ms)).padStart(5)} M elements/s  ` +
+      `${(measured.forward / ms).toFixed(2)}× forward  ${(measured.memcpy / ms).toFixed(2)} of memcpy`
+  )
+}
 console.log(
-  `forward            ${forwardMs.toFixed(1)} ms  ${result.forward_melem_s} M elements/s  (${ofFloor(forwardMs)} of memcpy)`
+  `${'memcpy (floor)'.padEnd(36)} ${measured.memcpy.toFixed(1).padStart(7)} ms  ${result.memcpy_melem_s} M elements/s`
 )
-console.log(
-  `forward+gradient   ${forwardBackwardMs.toFixed(1)} ms  ${result.forward_backward_melem_s} M elements/s  (${ofFloor(forwardBackwardMs)} of memcpy)`
-)
-console.log(`memcpy (floor)     ${memcpyMs.toFixed(1)} ms  ${result.memcpy_melem_s} M elements/s`)
 if (torch === undefined) {
   console.log(
     dtype === 'F32'
-      ? 'PyTorch floor      skipped: no python3 with torch found (set XENT_TORCH_PYTHON)'
-      : 'PyTorch floor      F32 only'
+      ? 'PyTorch            skipped: no python3 with torch found (set XENT_TORCH_PYTHON)'
+      : 'PyTorch            F32 only'
   )
 } else {
-  const { torchForward, torchForwardBackward } = measured
-  console.log(
-    `PyTorch ${torch.version} F.cross_entropy, one thread: forward ${torchForward.toFixed(1)} ms ` +
-      `(${rate(torchForward)} M elements/s), forward+backward ${torchForwardBackward.toFixed(1)} ms ` +
-      `(${rate(torchForwardBackward)} M elements/s)`
-  )
-  console.log(
-    `kernel / PyTorch   forward ${(torchForward / forwardMs).toFixed(2)}x, ` +
-      `forward+gradient ${(torchForwardBackward / forwardBackwardMs).toFixed(2)}x`
-  )
+  console.log(`PyTorch ${torch.version} on one thread, the same work, and the kernel's ratio to it:`)
+  for (const [name] of Object.entries(torchKinds)) {
+    const torchMs = measured[`torch:${name}`]
+    console.log(
+      `  ${name.padEnd(16)} ${torchMs.toFixed(1).padStart(7)} ms  kernel ${(torchMs / measured[name]).toFixed(2)}×`
+    )
+  }
 }
 // The last line: exactly these fields, for scripts that read it.
 console.log(JSON.stringify(result))

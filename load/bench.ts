@@ -7,7 +7,9 @@
  * 2. the pool with 1 and 2 workers on one large batch;
  * 3. where a medium JSON request's time goes, against JSON.parse + JSON.stringify;
  * 4. autocannon against the built server on 127.0.0.1: small JSON (1×32×512), medium JSON
- *    (4×64×1024), and a large safetensors request answered in safetensors (8×256×8192).
+ *    (4×64×1024), and a large safetensors request answered in safetensors (8×256×8192);
+ * 5. /v1/logprobs end to end (256×32000, top-8 and entropy, safetensors) against PyTorch doing
+ *    the same work on one thread, in turns, when a Python with torch is found.
  *
  * It needs `npm run build` first (the script does it) and curl, targets only loopback, and stops
  * by itself.
@@ -20,10 +22,12 @@ import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import autocannon from 'autocannon'
 import { buildApp } from '../src/app.js'
-import type { CrossEntropyBatch } from '../src/batch.js'
-import { decodeJsonRequest, encodeJsonResponse } from '../src/codec/json.js'
 import { writeSafetensors } from '../src/codec/safetensors.js'
+import { computeCrossEntropy } from '../src/ops/cross-entropy/compute.js'
+import { decodeCrossEntropyJson, encodeCrossEntropyJson } from '../src/ops/cross-entropy/json.js'
+import { decodeCrossEntropySafetensors } from '../src/ops/cross-entropy/safetensors.js'
 import { startServer } from '../test/server-process.js'
+import { startTorchFloor } from './torch-floor.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -72,6 +76,12 @@ async function timeMsAsync(run: () => Promise<unknown>, repeats = 7): Promise<nu
 
 const report: Record<string, unknown> = {}
 
+/** A safetensors file as one buffer. */
+function safetensorsBytes(tensors: Parameters<typeof writeSafetensors>[0]): Buffer {
+  const chunks = writeSafetensors(tensors)
+  return Buffer.concat(chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
+}
+
 // 1. The kernel on one thread.
 console.log('# kernel, one thread, 2048 × 32000 F32')
 const kernelOutput = execFileSync(
@@ -88,58 +98,46 @@ report.kernel = JSON.parse(kernelOutput.trim().split('\n').at(-1) as string)
 console.log('\n# pool, 1024 × 32000 F32 with gradients, 1 and 2 workers measured in alternation')
 const POOL_ROWS = 1024
 const POOL_VOCAB = 32_000
-const poolLogits = Float32Array.from({ length: POOL_ROWS * POOL_VOCAB }, () => random() * 16 - 8)
+const poolFile = safetensorsBytes([
+  {
+    name: 'logits',
+    dtype: 'F32',
+    shape: [POOL_ROWS, POOL_VOCAB],
+    data: Float32Array.from({ length: POOL_ROWS * POOL_VOCAB }, () => random() * 16 - 8)
+  },
+  {
+    name: 'targets',
+    dtype: 'I32',
+    shape: [POOL_ROWS],
+    data: Int32Array.from({ length: POOL_ROWS }, (_, r) => (r * 7919) % POOL_VOCAB)
+  }
+])
 
 /** An app with `threads` workers and the batch in its memory; run() times one pass. */
 async function poolRunner(threads: number) {
   const app = await buildApp({
     POOL_THREADS: threads,
     BODY_LIMIT_MB: 64,
-    KERNEL_MEMORY_MB: 1024,
-    MAX_ELEMENTS: 2 ** 24,
     LOG_LEVEL: 'silent'
   })
   await app.ready()
-  const memory = app.kernelArena.group()
-  const logits = memory.float32(poolLogits.length)
-  logits.set(poolLogits)
-  const targets = memory.int32(POOL_ROWS)
-  for (let r = 0; r < POOL_ROWS; r++) targets[r] = (r * 7919) % POOL_VOCAB
-  const batch: CrossEntropyBatch = {
-    memory,
-    logits,
-    logitsDtype: 'F32',
-    targets,
-    rows: POOL_ROWS,
-    vocab: POOL_VOCAB,
-    logitsShape: [POOL_ROWS, POOL_VOCAB],
-    targetsShape: [POOL_ROWS],
-    weight: null,
-    reduction: 'mean',
-    ignoreIndex: -100,
-    labelSmoothing: 0,
-    zLoss: 0,
-    softcap: 0,
-    softTargets: null,
-    outputs: new Set(['gradients'])
-  }
   return {
-    // Each run takes its outputs from a group of its own and gives them back, as requests do,
-    // so the memory is reused (already paged in) rather than fresh every time.
+    // Each run is a request of its own: the batch lands in its memory as a safetensors body
+    // would, and only the computation is timed. Released memory is reused (already paged in).
     run: async () => {
-      const outputs = app.kernelArena.group()
-      const start = performance.now()
+      const memory = app.engine.openRequest()
       try {
-        await app.crossEntropy({ ...batch, memory: outputs })
+        const bytes = memory.bytes(poolFile.byteLength)
+        bytes.set(poolFile)
+        const job = decodeCrossEntropySafetensors(bytes, { outputs: 'gradients' }, memory, app.engine)
+        const start = performance.now()
+        await computeCrossEntropy(app.engine, job)
+        return performance.now() - start
       } finally {
-        outputs.release()
+        memory.release()
       }
-      return performance.now() - start
     },
-    close: async () => {
-      memory.release()
-      await app.close()
-    }
+    close: () => app.close()
   }
 }
 const runners = { 1: await poolRunner(1), 2: await poolRunner(2) }
@@ -184,20 +182,25 @@ const stagesApp = await buildApp({
   POOL_THREADS: 2,
   BODY_LIMIT_MB: 64,
   KERNEL_MEMORY_MB: 256,
-  MAX_ELEMENTS: 2 ** 22,
+  MAX_ELEMENTS: 2 ** 21,
   LOG_LEVEL: 'silent'
 })
 await stagesApp.ready()
 const parsed = JSON.parse(medium)
 const parseMs = timeMs(() => JSON.parse(medium))
-const decodeMs = timeMs(() => decodeJsonRequest(parsed, stagesApp.kernelArena).memory.release())
-const stageBatch = decodeJsonRequest(parsed, stagesApp.kernelArena)
-const computeMs = await timeMsAsync(() => stagesApp.crossEntropy(stageBatch))
-const result = await stagesApp.crossEntropy(stageBatch)
-const encodeMs = timeMs(() => encodeJsonResponse(stageBatch, result))
-const answer = encodeJsonResponse(stageBatch, result)
+const decodeMs = timeMs(() => {
+  const memory = stagesApp.engine.openRequest()
+  decodeCrossEntropyJson(parsed, memory, stagesApp.engine)
+  memory.release()
+})
+const stageMemory = stagesApp.engine.openRequest()
+const stageJob = decodeCrossEntropyJson(parsed, stageMemory, stagesApp.engine)
+const computeMs = await timeMsAsync(() => computeCrossEntropy(stagesApp.engine, stageJob))
+const result = await computeCrossEntropy(stagesApp.engine, stageJob)
+const encodeMs = timeMs(() => encodeCrossEntropyJson(stageJob, result))
+const answer = encodeCrossEntropyJson(stageJob, result)
 const stringifyMs = timeMs(() => JSON.stringify(answer))
-stageBatch.memory.release()
+stageMemory.release()
 await stagesApp.close()
 const floorMs = parseMs + stringifyMs
 console.log(
@@ -216,11 +219,10 @@ function largeSafetensors(): Buffer {
   const logits = new Float32Array(b * t * v)
   for (let i = 0; i < logits.length; i++) logits[i] = random() * 16 - 8
   const targets = BigInt64Array.from({ length: b * t }, () => BigInt(Math.floor(random() * v)))
-  const chunks = writeSafetensors([
+  return safetensorsBytes([
     { name: 'logits', dtype: 'F32', shape: [b, t, v], data: logits },
     { name: 'targets', dtype: 'I64', shape: [b, t], data: targets }
   ])
-  return Buffer.concat(chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
 }
 
 /** Requests per second if the server did nothing but the unavoidable work, on one core. */
@@ -240,6 +242,23 @@ function bytesFloorRps(requestBytes: Buffer, responseBytes: number): number {
   return 1000 / copy
 }
 
+/** One POST, its answer read and discarded; rejects unless it is a 200. */
+function postOnce(url: string, body: Buffer | string, type: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const request = http.request(
+      url,
+      { method: 'POST', headers: { 'content-type': type, accept: type, 'content-length': Buffer.byteLength(body) } },
+      (response) => {
+        if (response.statusCode !== 200) reject(new Error(`status ${response.statusCode}`))
+        response.on('data', () => {})
+        response.on('end', resolve)
+      }
+    )
+    request.on('error', reject)
+    request.end(body)
+  })
+}
+
 async function leanClientRps(
   url: string,
   body: Buffer | string,
@@ -250,22 +269,7 @@ async function leanClientRps(
   const end = performance.now() + seconds * 1000
   while (performance.now() < end) {
     const start = performance.now()
-    await new Promise<void>((resolve, reject) => {
-      const request = http.request(
-        url,
-        {
-          method: 'POST',
-          headers: { 'content-type': type, accept: type, 'content-length': Buffer.byteLength(body) }
-        },
-        (response) => {
-          if (response.statusCode !== 200) reject(new Error(`status ${response.statusCode}`))
-          response.on('data', () => {})
-          response.on('end', resolve)
-        }
-      )
-      request.on('error', reject)
-      request.end(body)
-    })
+    await postOnce(url, body, type)
     latencies.push(performance.now() - start)
   }
   const total = latencies.reduce((sum, ms) => sum + ms, 0)
@@ -347,6 +351,55 @@ rows.push({
   req_per_s: Number(lean.rps.toFixed(2)),
   p50_ms: Math.round(lean.medianMs)
 })
+// /v1/logprobs end to end against PyTorch doing the same work locally: a safetensors request and
+// answer at 256 × 32000 F32 with top-8, entropy and target log-probs, one at a time from a
+// node:http client in this process (its own costs count against xent), taking turns with
+// PyTorch's log_softmax + gather + topk + entropy on one thread (load/torch_floor.py).
+const LOGPROBS_ROWS = 256
+const LOGPROBS_VOCAB = 32_000
+const logprobsFile = safetensorsBytes([
+  {
+    name: 'logits',
+    dtype: 'F32',
+    shape: [LOGPROBS_ROWS, LOGPROBS_VOCAB],
+    data: Float32Array.from({ length: LOGPROBS_ROWS * LOGPROBS_VOCAB }, () => random() * 16 - 8)
+  },
+  {
+    name: 'targets',
+    dtype: 'I32',
+    shape: [LOGPROBS_ROWS],
+    data: Int32Array.from({ length: LOGPROBS_ROWS }, (_, r) => (r * 7919) % LOGPROBS_VOCAB)
+  }
+])
+const logprobsTorch = await startTorchFloor(LOGPROBS_ROWS, LOGPROBS_VOCAB)
+if (logprobsTorch === undefined) {
+  console.log('\n/v1/logprobs against PyTorch: skipped, no python3 with torch found (set XENT_TORCH_PYTHON)')
+} else {
+  const xentMs: number[] = []
+  const torchMs: number[] = []
+  for (let round = 0; round < 23; round++) {
+    const start = performance.now()
+    await postOnce(`${server.base}/v1/logprobs?top_k=8&outputs=entropy`, logprobsFile, 'application/octet-stream')
+    const xent = performance.now() - start
+    const torch = await logprobsTorch.timeMs('logprobs')
+    if (round >= 3) {
+      xentMs.push(xent)
+      torchMs.push(torch)
+    }
+  }
+  logprobsTorch.close()
+  const ratios = xentMs.map((ms, i) => ms / torchMs[i])
+  const range = (list: number[]) => `${Math.min(...list).toFixed(1)}–${Math.max(...list).toFixed(1)}`
+  console.log(
+    `\n/v1/logprobs 256 × 32000 F32, top-8 + entropy, safetensors both ways, one at a time: xent ${median(xentMs).toFixed(1)} ms (${range(xentMs)}) end to end; PyTorch ${logprobsTorch.version}, one thread, in process: ${median(torchMs).toFixed(1)} ms (${range(torchMs)}); xent / PyTorch ${median(ratios).toFixed(2)} (pairs ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`
+  )
+  report.logprobs_vs_torch = {
+    xent_ms: Number(median(xentMs).toFixed(2)),
+    torch_ms: Number(median(torchMs).toFixed(2)),
+    ratio: Number(median(ratios).toFixed(3))
+  }
+}
+
 // The medium JSON request, one at a time: the server's own account of each request (Fastify's
 // responseTime, from its arrival to the last byte of the answer handed to the socket), against
 // JSON.parse + JSON.stringify of the same body and answer, measured again just before and after.

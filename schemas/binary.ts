@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox'
+import { QueryIntegerSchema, QueryNumberSchema } from './common.js'
 import { OUTPUT_NAMES, REDUCTIONS } from './cross-entropy.js'
 
 /**
@@ -8,21 +9,10 @@ import { OUTPUT_NAMES, REDUCTIONS } from './cross-entropy.js'
 export const BinaryQuerySchema = Type.Object(
   {
     reduction: Type.Optional(Type.Enum(REDUCTIONS, { description: 'mean (default), sum or none.' })),
-    ignore_index: Type.Optional(
-      Type.String({
-        pattern: '^-?[0-9]{1,10}$',
-        description: 'An integer; targets equal to it are skipped. Default -100.'
-      })
-    ),
-    label_smoothing: Type.Optional(
-      Type.String({ pattern: '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$', description: 'A number in [0, 1]. Default 0.' })
-    ),
-    z_loss: Type.Optional(
-      Type.String({ pattern: '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$', description: 'A number ≥ 0. Default 0.' })
-    ),
-    softcap: Type.Optional(
-      Type.String({ pattern: '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$', description: 'A number > 0.' })
-    ),
+    ignore_index: Type.Optional(QueryIntegerSchema('An integer; targets equal to it are skipped. Default -100.')),
+    label_smoothing: Type.Optional(QueryNumberSchema('A number in [0, 1]. Default 0.')),
+    z_loss: Type.Optional(QueryNumberSchema('A number ≥ 0. Default 0.')),
+    softcap: Type.Optional(QueryNumberSchema('A number > 0.')),
     outputs: Type.Optional(
       Type.String({
         pattern: `^((${OUTPUT_NAMES.join('|')})(,(${OUTPUT_NAMES.join('|')}))*)?$`,

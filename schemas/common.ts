@@ -20,3 +20,12 @@ export const NumberMatrixSchema = Type.Array(NumberVectorSchema, nonEmpty)
 export const NumberTensor3Schema = Type.Array(NumberMatrixSchema, nonEmpty)
 export const IntegerVectorSchema = Type.Array(Type.Integer(), nonEmpty)
 export const IntegerMatrixSchema = Type.Array(IntegerVectorSchema, nonEmpty)
+
+/** A number in a query string: digits, an optional point and exponent (no sign, no NaN or Infinity). */
+export const QUERY_NUMBER_PATTERN = '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$'
+/** An integer in a query string, as ignore_index takes it. */
+export const QUERY_INTEGER_PATTERN = '^-?[0-9]{1,10}$'
+
+/** A numeric option of a safetensors request, which arrives as a string. */
+export const QueryNumberSchema = (description: string) => Type.String({ pattern: QUERY_NUMBER_PATTERN, description })
+export const QueryIntegerSchema = (description: string) => Type.String({ pattern: QUERY_INTEGER_PATTERN, description })

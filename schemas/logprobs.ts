@@ -4,7 +4,9 @@ import {
   IntegerVectorSchema,
   NumberMatrixSchema,
   NumberTensor3Schema,
-  NumberVectorSchema
+  NumberVectorSchema,
+  QueryIntegerSchema,
+  QueryNumberSchema
 } from './common.js'
 import { DEFAULT_IGNORE_INDEX } from './cross-entropy.js'
 
@@ -95,14 +97,10 @@ export type LogprobsResponse = Static<typeof LogprobsResponseSchema>
 /** Options of a safetensors logprobs request, as query parameters (strings). */
 export const LogprobsQuerySchema = Type.Object(
   {
-    ignore_index: Type.Optional(Type.String({ pattern: '^-?[0-9]{1,10}$', description: 'An integer. Default -100.' })),
+    ignore_index: Type.Optional(QueryIntegerSchema('An integer. Default -100.')),
     top_k: Type.Optional(Type.String({ pattern: '^[0-9]{1,2}$', description: `An integer in [1, ${MAX_TOP_K}].` })),
-    softcap: Type.Optional(
-      Type.String({ pattern: '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$', description: 'A number > 0.' })
-    ),
-    temperature: Type.Optional(
-      Type.String({ pattern: '^[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?$', description: 'A number > 0. Default 1.' })
-    ),
+    softcap: Type.Optional(QueryNumberSchema('A number > 0.')),
+    temperature: Type.Optional(QueryNumberSchema('A number > 0. Default 1.')),
     outputs: Type.Optional(Type.String({ pattern: '^(entropy)?$', description: 'entropy, or nothing.' }))
   },
   { additionalProperties: false, title: 'LogprobsOptions' }

@@ -18,8 +18,8 @@ import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const SOURCES = 'src/kernel/assembly'
-const ENTRY = `${SOURCES}/cross-entropy.ts`
+const SOURCES = 'src/kernels/assembly'
+const ENTRY = `${SOURCES}/index.ts`
 const WASM = 'wasm/kernels.wasm'
 const RECORD = 'wasm/kernels.json'
 const DIST_COPY = 'dist/wasm/kernels.wasm'

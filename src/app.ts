@@ -2,25 +2,26 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { formatSchemaErrors } from './codec/schema-errors.js'
 import { type Config, listSetting, loadConfig } from './config.js'
+import type { FaultSource } from './engine/faults.js'
+import auth from './http/auth.js'
+import browsers from './http/browsers.js'
+import contentTypes from './http/content-types.js'
+import deadline, { type DeadlineTimer } from './http/deadline.js'
+import engine from './http/engine.js'
+import errors from './http/errors.js'
+import healthRoutes from './http/health.js'
+import metrics from './http/metrics.js'
+import playground from './http/playground.js'
+import pressure, { type PressureReadings } from './http/pressure.js'
+import rateLimit from './http/rate-limit.js'
+import requestIdHeader, { requestId } from './http/request-id.js'
+import safetensorsBody from './http/safetensors-body.js'
+import shutdown from './http/shutdown.js'
+import swagger from './http/swagger.js'
+import { registerTensorRoute } from './http/tensor-route.js'
 import { createLogger } from './logger.js'
-import auth from './plugins/auth.js'
-import binaryBody from './plugins/binary-body.js'
-import browsers from './plugins/browsers.js'
-import contentTypes from './plugins/content-types.js'
-import deadline, { type DeadlineTimer } from './plugins/deadline.js'
-import errors from './plugins/errors.js'
-import metrics from './plugins/metrics.js'
-import playground from './plugins/playground.js'
-import pool from './plugins/pool.js'
-import pressure, { type PressureReadings } from './plugins/pressure.js'
-import rateLimit from './plugins/rate-limit.js'
-import requestIdHeader, { requestId } from './plugins/request-id.js'
-import shutdown from './plugins/shutdown.js'
-import swagger from './plugins/swagger.js'
-import type { FaultSource } from './pool/faults.js'
-import crossEntropyRoutes from './routes/cross-entropy.js'
-import healthRoutes from './routes/health.js'
-import logprobsRoutes from './routes/logprobs.js'
+import { crossEntropyOperation } from './ops/cross-entropy/index.js'
+import { logprobsOperation } from './ops/logprobs/index.js'
 
 const MIB = 1024 * 1024
 
@@ -30,7 +31,7 @@ export type AppConfig = Omit<Config, 'PORT' | 'HOST'>
 export interface AppOptions {
   /** Fastify options over serverOptions(config). */
   fastify?: FastifyServerOptions
-  /** Worker faults for chosen requests (tests only; see src/pool/faults.ts and test/faults.ts). */
+  /** Worker faults for chosen requests (tests only; see src/engine/faults.ts and test/faults.ts). */
   faults?: FaultSource
   /** The main thread's readings for load shedding, instead of under-pressure's (tests only). */
   pressureReadings?: () => PressureReadings
@@ -83,7 +84,7 @@ export async function buildApp(settings: Partial<AppConfig> = {}, options: AppOp
     readings: options.pressureReadings
   })
   await app.register(deadline, { timeoutMs: config.REQUEST_TIMEOUT_MS, timer: options.deadlineTimer })
-  await app.register(pool, {
+  await app.register(engine, {
     threads: config.POOL_THREADS,
     memoryMegabytes: config.KERNEL_MEMORY_MB,
     maxQueue: config.MAX_QUEUE,
@@ -91,10 +92,12 @@ export async function buildApp(settings: Partial<AppConfig> = {}, options: AppOp
     workerMaxOldGenerationMb: config.WORKER_MAX_OLD_GENERATION_MB,
     faults: options.faults
   })
-  await app.register(binaryBody, { maxElements: config.MAX_ELEMENTS })
+  await app.register(safetensorsBody, { maxElements: config.MAX_ELEMENTS })
   await app.register(healthRoutes)
-  await app.register(crossEntropyRoutes)
-  await app.register(logprobsRoutes)
+  await app.register(async (routes) => {
+    registerTensorRoute(routes, crossEntropyOperation)
+    registerTensorRoute(routes, logprobsOperation)
+  })
   await app.register(playground)
   return app
 }

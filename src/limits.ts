@@ -1,5 +1,9 @@
+import { OUTPUT_NAMES } from '../schemas/cross-entropy.js'
 import { MAX_TOP_K } from '../schemas/logprobs.js'
-import { crossEntropyAllocations, logprobsAllocations, planBytes } from './batch.js'
+import { planBytes } from './engine/plan.js'
+import { normalizeOptions } from './ops/cross-entropy/options.js'
+import { crossEntropyPlan } from './ops/cross-entropy/plan.js'
+import { logprobsPlan } from './ops/logprobs/plan.js'
 
 /**
  * How the size limits follow from MAX_ELEMENTS, so that the defaults can never contradict each
@@ -21,39 +25,33 @@ function extremeShapes(elements: number): Array<[number, number]> {
 }
 
 /** Tensor bytes of the largest safetensors bodies, with their plans' allocations. */
-function largestRequests(elements: number): Array<{ body: number; allocations: number[] }> {
+function largestRequests(elements: number): Array<{ body: number; allocations: Parameters<typeof planBytes>[1] }> {
+  // Every output, and a z-loss: the most a request can allocate.
+  const everything = normalizeOptions({ outputs: [...OUTPUT_NAMES], z_loss: 1 })
   return extremeShapes(elements).flatMap(([rows, vocab]) => {
     const logits = rows * vocab * 4
-    const crossEntropy = {
-      rows,
-      vocab,
-      format: 'safetensors' as const,
-      weight: true,
-      gradients: true,
-      rowStats: true
-    }
+    const shape = { rows, vocab, logitsShape: [rows, vocab], targetsShape: [rows] }
+    const lpShape = { rows, vocab, logitsShape: [rows, vocab], leadingShape: [rows] }
+    const safetensors = { format: 'safetensors' as const, weight: true }
     return [
       // F32 logits, I64 targets, F32 weight
       {
         body: logits + rows * 8 + vocab * 4,
-        allocations: crossEntropyAllocations({ ...crossEntropy, softTargets: false })
+        allocations: crossEntropyPlan(shape, everything, { ...safetensors, softTargets: false })
       },
       // F32 logits, F32 soft targets, F32 weight
       {
         body: 2 * logits + vocab * 4,
-        allocations: crossEntropyAllocations({ ...crossEntropy, softTargets: true })
+        allocations: crossEntropyPlan(shape, everything, { ...safetensors, softTargets: true })
       },
       // logprobs: F32 logits, I64 targets, every output
       {
         body: logits + rows * 8,
-        allocations: logprobsAllocations({
-          rows,
-          vocab,
-          format: 'safetensors',
-          targets: true,
-          topK: Math.min(MAX_TOP_K, vocab),
-          entropy: true
-        })
+        allocations: logprobsPlan(
+          lpShape,
+          { ignoreIndex: -100, topK: Math.min(MAX_TOP_K, vocab), softcap: 0, temperature: 1, entropy: true },
+          { format: 'safetensors', targets: true }
+        )
       }
     ]
   })

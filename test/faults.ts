@@ -1,6 +1,6 @@
 import { onTestFinished } from 'vitest'
-import type { DeadlineTimer } from '../src/plugins/deadline.js'
-import { BARRIER_ARRIVED, BARRIER_RELEASED, type Fault, type FaultSource } from '../src/pool/faults.js'
+import { BARRIER_ARRIVED, BARRIER_RELEASED, type Fault, type FaultSource } from '../src/engine/faults.js'
+import type { DeadlineTimer } from '../src/http/deadline.js'
 
 // What tests wire into an app to drive it to the state under test, instead of timing windows:
 // faults for chosen requests, barriers that hold a worker's task until the test releases it, and

@@ -1,8 +1,8 @@
 import fc from 'fast-check'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { referenceCrossEntropy } from '../src/kernel/reference.js'
 import { buildForFile, expectArrayClose, expectScalarClose } from './helper.js'
+import { referenceCrossEntropy } from './oracles/reference.js'
 
 // Hostile and random input through the whole app (app.inject): every case gets a 4xx JSON error
 // naming what is wrong, or a correct 200; never a 5xx, a hang or a crash. 2,400 cases in all.
@@ -227,6 +227,6 @@ describe('fuzzing the safetensors route', () => {
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
     const res = await send(JSON.stringify({ logits: [[1, 2]], targets: [1] }))
     expect(res.statusCode).toBe(200)
-    expect(app.kernelArena.usedBytes).toBe(0)
+    expect(app.engine.arena.usedBytes).toBe(0)
   })
 })

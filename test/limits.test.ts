@@ -2,12 +2,16 @@ import fc from 'fast-check'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { ANALYTICS_OUTPUTS, OUTPUT_NAMES, type OutputName } from '../schemas/cross-entropy.js'
 import { appConfig, buildApp } from '../src/app.js'
-import type { BatchSize } from '../src/batch.js'
-import { decodeSafetensorsRequest } from '../src/codec/binary.js'
-import { decodeJsonRequest, decodeLogprobsJson } from '../src/codec/json.js'
-import { decodeLogprobsSafetensors } from '../src/codec/logprobs-binary.js'
 import { ConfigError } from '../src/config.js'
+import type { AdmissionSize, Engine } from '../src/engine/engine.js'
+import type { RequestMemory } from '../src/engine/request.js'
 import { largestRequestBytes, SAFETENSORS_HEADER_ALLOWANCE, safetensorsBodyLimit } from '../src/limits.js'
+import { computeCrossEntropy } from '../src/ops/cross-entropy/compute.js'
+import { decodeCrossEntropyJson } from '../src/ops/cross-entropy/json.js'
+import { decodeCrossEntropySafetensors } from '../src/ops/cross-entropy/safetensors.js'
+import { computeLogprobs } from '../src/ops/logprobs/compute.js'
+import { decodeLogprobsJson } from '../src/ops/logprobs/json.js'
+import { decodeLogprobsSafetensors } from '../src/ops/logprobs/safetensors.js'
 import { build, buildForFile, readSafetensorsAnswer, safetensorsFile } from './helper.js'
 
 const OCTET = 'application/octet-stream'
@@ -37,7 +41,7 @@ describe('the defaults agree', () => {
     })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ count: b * t })
-    expect(app.kernelArena.usedBytes).toBe(0)
+    expect(app.engine.arena.usedBytes).toBe(0)
   })
 
   it('the safetensors body limit is the largest tensors MAX_ELEMENTS allows, plus the header allowance', () => {
@@ -112,28 +116,46 @@ describe('a configuration that can never serve its own MAX_ELEMENTS', () => {
         await post(`/v1/logprobs?top_k=${Math.min(64, vocab)}&outputs=entropy`, [logits, targets])
       ]
       for (const res of answers) expect(res.statusCode, `${rows} × ${vocab}: ${res.body.slice(0, 200)}`).toBe(200)
-      expect(app.kernelArena.usedBytes).toBe(0)
+      expect(app.engine.arena.usedBytes).toBe(0)
     }
   })
 })
 
 describe('admission counts exactly what a request allocates', async () => {
   const app = await buildForFile()
-  const arena = app.kernelArena
+  const arena = app.engine.arena
 
-  /** Decodes with an admission that records the plan, computes, and compares with the arena. */
-  async function expectPlanMatches(decode: (admit: (size: BatchSize) => void) => { memory: { release(): void } }) {
+  type Decoded = { kind: 'cross-entropy' | 'logprobs'; job: unknown }
+  /**
+   * Decodes into a fresh request memory with an engine whose admission records the plan's size,
+   * computes on the real workers, and compares the plan with what the arena holds then.
+   */
+  async function expectPlanMatches(decode: (memory: RequestMemory, engine: Engine) => Decoded) {
     let planned = -1
-    const batch = decode((size) => {
-      planned = size.bytes
-    })
+    const recording: Engine = {
+      ...app.engine,
+      admit: (size: AdmissionSize) => {
+        planned = size.bytes
+        app.engine.admit(size)
+      }
+    }
+    const memory = app.engine.openRequest()
     try {
-      const compute = 'outputs' in batch ? app.crossEntropy(batch as never) : app.logprobs(batch as never)
-      await compute
+      const { kind, job } = decode(memory, recording)
+      if (kind === 'cross-entropy') await computeCrossEntropy(app.engine, job as never)
+      else await computeLogprobs(app.engine, job as never)
       expect(arena.usedBytes).toBe(planned)
     } finally {
-      batch.memory.release()
+      memory.release()
     }
+  }
+  const crossEntropy = (job: unknown): Decoded => ({ kind: 'cross-entropy', job })
+  const logprobs = (job: unknown): Decoded => ({ kind: 'logprobs', job })
+  /** A safetensors body in the request's memory, as the body parser leaves it. */
+  const bodyIn = (memory: RequestMemory, file: Buffer) => {
+    const bytes = memory.bytes(file.byteLength)
+    bytes.set(file)
+    return bytes
   }
 
   const problem = fc.record({
@@ -163,7 +185,9 @@ describe('admission counts exactly what a request allocates', async () => {
           z_loss: zLoss,
           ...(weight ? { weight: new Array(vocab).fill(1) } : {})
         }
-        await expectPlanMatches((admit) => decodeJsonRequest(request as never, { group: () => arena.group(), admit }))
+        await expectPlanMatches((memory, engine) =>
+          crossEntropy(decodeCrossEntropyJson(request as never, memory, engine))
+        )
 
         const file = safetensorsFile([
           { name: 'logits', dtype: 'F32', shape: [rows, vocab], data: Float32Array.from(logits.flat()) },
@@ -184,12 +208,9 @@ describe('admission counts exactly what a request allocates', async () => {
             ? [{ name: 'weight', dtype: 'F32' as const, shape: [vocab], data: new Float32Array(vocab).fill(1) }]
             : [])
         ])
-        await expectPlanMatches((admit) => {
-          const memory = arena.group()
-          const bytes = memory.bytes(file.byteLength)
-          bytes.set(file)
+        await expectPlanMatches((memory, engine) => {
           const query = { outputs: outputs.join(','), z_loss: String(zLoss) }
-          return decodeSafetensorsRequest({ memory, bytes }, query as never, admit)
+          return crossEntropy(decodeCrossEntropySafetensors(bodyIn(memory, file), query as never, memory, engine))
         })
       }),
       { numRuns: 60 }
@@ -213,19 +234,14 @@ describe('admission counts exactly what a request allocates', async () => {
             ...(k > 0 ? { top_k: k } : {}),
             ...(entropy ? { outputs: ['entropy'] } : {})
           }
-          await expectPlanMatches((admit) =>
-            decodeLogprobsJson(request as never, { group: () => arena.group(), admit })
-          )
+          await expectPlanMatches((memory, engine) => logprobs(decodeLogprobsJson(request as never, memory, engine)))
           const file = safetensorsFile([
             { name: 'logits', dtype: 'F32', shape: [rows, vocab], data: Float32Array.from(logits.flat()) },
             { name: 'targets', dtype: 'I32', shape: [rows], data: Int32Array.from(targets) }
           ])
-          await expectPlanMatches((admit) => {
-            const memory = arena.group()
-            const bytes = memory.bytes(file.byteLength)
-            bytes.set(file)
+          await expectPlanMatches((memory, engine) => {
             const query = { ...(k > 0 ? { top_k: String(k) } : {}), ...(entropy ? { outputs: 'entropy' } : {}) }
-            return decodeLogprobsSafetensors({ memory, bytes }, query as never, admit)
+            return logprobs(decodeLogprobsSafetensors(bodyIn(memory, file), query as never, memory, engine))
           })
         }
       ),
@@ -246,12 +262,9 @@ describe('admission counts exactly what a request allocates', async () => {
     const file = Buffer.alloc(8 + padded.length + rows * vocab * 4 + rows * 4)
     file.writeBigUInt64LE(BigInt(padded.length), 0)
     file.write(padded, 8, 'utf8')
-    await expectPlanMatches((admit) => {
-      const memory = arena.group()
-      const bytes = memory.bytes(file.byteLength)
-      bytes.set(file)
-      return decodeSafetensorsRequest({ memory, bytes }, {} as never, admit)
-    })
+    await expectPlanMatches((memory, engine) =>
+      crossEntropy(decodeCrossEntropySafetensors(bodyIn(memory, file), {}, memory, engine))
+    )
     const answer = await app.inject({
       method: 'POST',
       url: '/v1/cross-entropy',

@@ -1,5 +1,6 @@
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js'
 import { XentErrors } from '../errors.js'
+import { formatPosition } from './positions.js'
 
 /**
  * Turns Ajv's errors into one coded error whose message names the field and the first
@@ -125,32 +126,6 @@ function parsePointer(pointer: string): Array<string | number> {
       const key = part.replaceAll('~1', '/').replaceAll('~0', '~')
       return /^(0|[1-9]\d*)$/.test(key) ? Number(key) : key
     })
-}
-
-/** ['logits', 0, 1] → `logits[0][1]`. */
-export function formatPosition(segments: ReadonlyArray<string | number>): string {
-  let text = ''
-  for (const segment of segments) {
-    text += typeof segment === 'number' ? `[${segment}]` : text === '' ? segment : `.${segment}`
-  }
-  return text
-}
-
-/** Flat row `row` of a tensor whose leading dimensions are `leading` → ['name', b, t] or ['name', n]. */
-export function rowPosition(name: string, row: number, leading: readonly number[]): Array<string | number> {
-  return leading.length === 2 ? [name, Math.floor(row / leading[1]), row % leading[1]] : [name, row]
-}
-
-/** The one message for a target outside the vocabulary, whichever wire format it came in. */
-export function targetOutOfRange(
-  position: ReadonlyArray<string | number>,
-  target: number,
-  vocab: number,
-  ignoreIndex: number
-): Error {
-  return new XentErrors.TARGET_OUT_OF_RANGE(
-    `${formatPosition(position)} is ${target}, outside [0, ${vocab}) and not ignore_index (${ignoreIndex})`
-  )
 }
 
 function withArticle(type: string): string {

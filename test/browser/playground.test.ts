@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { referenceCrossEntropy } from '../../src/kernel/reference.js'
-import { PLAYGROUND_DIR } from '../../src/plugins/playground.js'
+import { PLAYGROUND_DIR } from '../../src/http/playground.js'
 import { build, safetensorsFile } from '../helper.js'
+import { referenceCrossEntropy } from '../oracles/reference.js'
 import { CHROMIUM, cspViolations, hasChromium, launchChromium, watchProblems } from './chromium.js'
 
 if (!hasChromium) console.warn(`skipping the browser tests: ${CHROMIUM} is missing (apt-get install -y chromium)`)

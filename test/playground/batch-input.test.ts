@@ -1,9 +1,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import { BatchInputError, exampleBatch, parseBatchJson, readBatchFile } from '../../src/playground/batch-input.js'
 import { logitsFor } from '../../src/playground/curve.js'
 import { build, safetensorsFile } from '../helper.js'
+import { referenceCrossEntropy } from '../oracles/reference.js'
 
 const IGNORE = -100
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { ANALYTICS_OUTPUTS } from '../../schemas/cross-entropy.js'
-import { f16ToFloat, floatToF16 } from '../../src/codec/half.js'
-import { referenceAnalytics, referenceCrossEntropy } from '../../src/kernel/reference.js'
+import { f16ToFloat, floatToF16 } from '../../src/kernels/half.js'
 import { buildForFile, expectArrayClose, expectScalarClose, readSafetensorsAnswer, safetensorsFile } from '../helper.js'
+import { referenceAnalytics, referenceCrossEntropy } from '../oracles/reference.js'
 
 const app = await buildForFile()
 

@@ -1,8 +1,7 @@
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '../../src/codec/half.js'
 import type { TensorToWrite } from '../../src/codec/safetensors.js'
-import { referenceCrossEntropy } from '../../src/kernel/reference.js'
+import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '../../src/kernels/half.js'
 import {
   buildForFile,
   expectAnswerMatches,
@@ -13,6 +12,7 @@ import {
   readSafetensorsAnswer,
   safetensorsFile
 } from '../helper.js'
+import { referenceCrossEntropy } from '../oracles/reference.js'
 
 const OCTET = 'application/octet-stream'
 
@@ -196,7 +196,7 @@ describe('POST /v1/cross-entropy with a safetensors body', async () => {
     const { body, query } = fixtureAsSafetensors(fixtures[0])
     await post(body, query, OCTET)
     await post(Buffer.from('not safetensors at all'), '')
-    expect(app.kernelArena.usedBytes).toBe(0)
+    expect(app.engine.arena.usedBytes).toBe(0)
   })
 })
 
@@ -391,6 +391,6 @@ describe('malformed safetensors requests get a 400 that says what is wrong', asy
   })
 
   it('gives back every byte of kernel memory after all of them', () => {
-    expect(app.kernelArena.usedBytes).toBe(0)
+    expect(app.engine.arena.usedBytes).toBe(0)
   })
 })

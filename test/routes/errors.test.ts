@@ -376,7 +376,7 @@ describe('bad requests get a 4xx that names the place, and the service keeps ser
       })
     }
     await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: { ...good, outputs: ['gradients'] } })
-    expect(app.kernelArena.usedBytes).toBe(0)
+    expect(app.engine.arena.usedBytes).toBe(0)
   })
 })
 
@@ -445,14 +445,14 @@ describe('kernel memory', () => {
     expect(res.statusCode).toBe(413)
     expect(res.json()).toMatchObject({ code: 'XENT_TOO_LARGE', error: 'Payload Too Large' })
     expect(res.json().message).toMatch(
-      new RegExp(`needs \\d+ bytes of kernel memory; KERNEL_MEMORY_MB allows ${app.kernelArena.capacity}$`)
+      new RegExp(`needs \\d+ bytes of kernel memory; KERNEL_MEMORY_MB allows ${app.engine.arena.capacity}$`)
     )
-    expect(app.kernelArena.usedBytes).toBe(0)
+    expect(app.engine.arena.usedBytes).toBe(0)
   })
 
   it('answers 503 with Retry-After while other requests hold the memory, and 200 once it is free', async () => {
     const app = await build({ KERNEL_MEMORY_MB: 16, MAX_ELEMENTS: 200_000 })
-    const holder = app.kernelArena.group()
+    const holder = app.engine.arena.group()
     holder.bytes(15 * 1024 * 1024)
     const busy = await app.inject({ method: 'POST', url: '/v1/cross-entropy', payload: request(4, 40_000) })
     expect(busy.statusCode).toBe(503)

@@ -14,11 +14,11 @@ describe('probes', () => {
     const ready = await app.inject({ method: 'GET', url: '/readyz' })
     expect(ready.statusCode).toBe(200)
     expect(ready.json()).toEqual({ status: 'ready' })
-    expect(app.isReady()).toBe(true)
+    expect(app.engine.isReady()).toBe(true)
 
     const closing = app.close()
     await new Promise((resolve) => setImmediate(resolve))
-    expect(app.isReady()).toBe(false)
+    expect(app.engine.isReady()).toBe(false)
     await closing
   })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '../../src/codec/half.js'
-import { referenceLogprobs } from '../../src/kernel/reference.js'
+import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '../../src/kernels/half.js'
 import { buildForFile, expectArrayClose, readSafetensorsAnswer, safetensorsFile } from '../helper.js'
+import { referenceLogprobs } from '../oracles/reference.js'
 
 const app = await buildForFile()
 
@@ -113,7 +113,7 @@ describe('POST /v1/logprobs', () => {
     const res = await json(payload)
     expect(res.statusCode).toBe(400)
     expect(res.json().message).toMatch(message)
-    expect(app.kernelArena.usedBytes).toBe(0)
+    expect(app.engine.arena.usedBytes).toBe(0)
   })
 
   it('refuses bad safetensors and bad query values by name', async () => {
@@ -139,6 +139,6 @@ describe('POST /v1/logprobs', () => {
       'top_k=1'
     )
     expect(extra.json().message).toMatch(/tensor "weight" was not asked for/)
-    expect(app.kernelArena.usedBytes).toBe(0)
+    expect(app.engine.arena.usedBytes).toBe(0)
   })
 })

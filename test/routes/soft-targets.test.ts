@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { referenceCrossEntropy } from '../../src/kernel/reference.js'
 import { buildForFile, expectArrayClose, expectScalarClose, safetensorsFile } from '../helper.js'
+import { referenceCrossEntropy } from '../oracles/reference.js'
 
 const app = await buildForFile()
 
@@ -88,7 +88,7 @@ describe('soft_targets over HTTP', () => {
     const res = await post(payload)
     expect(res.statusCode).toBe(400)
     expect(res.json().message).toMatch(message)
-    expect(app.kernelArena.usedBytes).toBe(0)
+    expect(app.engine.arena.usedBytes).toBe(0)
   })
 
   it('refuses soft_targets of another dtype or shape in safetensors', async () => {

@@ -1,0 +1,249 @@
+import { fileURLToPath } from 'node:url'
+import { Piscina } from 'piscina'
+import { CROSS_ENTROPY_CALL, type KernelEntry, writeCall } from './abi.js'
+import { ControlWords } from './control.js'
+import { QueueFullError, ShuttingDownError, TooManyElementsError, WorkerFailedError } from './errors.js'
+import type { Fault, FaultSource } from './faults.js'
+import { kernelModule } from './kernels.js'
+import { ArenaFullError, KernelArena } from './memory.js'
+import { f32, f64, i32, u8 } from './plan.js'
+import { type CancelledStage, partitionRows, runRanges } from './ranges.js'
+import { RequestMemory } from './request.js'
+import type { Task } from './task.js'
+
+/**
+ * The engine: the kernel's shared memory, admission, the worker pool, row ranges and their
+ * cancellation. It knows no operation, no wire format and no HTTP: an operation plans its
+ * request's memory, writes a call struct, and asks the engine to run an entry point over its rows.
+ */
+
+export interface EngineOptions {
+  threads: number
+  memoryMegabytes: number
+  /** Tasks that may wait for a worker (MAX_QUEUE); past it, QueueFullError. */
+  maxQueue: number
+  /** B·T·V a request may have (MAX_ELEMENTS). */
+  maxElements: number
+  /** Each worker's V8 heap limit; a worker past it dies alone (WORKER_MAX_OLD_GENERATION_MB). */
+  workerMaxOldGenerationMb: number
+  /** Worker faults for the tasks of chosen requests (tests only; see ./faults.ts). */
+  faults?: FaultSource
+  /** Told of each cancelled task. */
+  onCancelled?: (stage: CancelledStage) => void
+  /** Told of each worker failure, with its cause (for the log: the client only gets a code). */
+  onWorkerFailed?: (error: unknown, requestId: string | undefined) => void
+  /** Called with the bytes requests can use, before any worker starts; throwing there stops the engine. */
+  beforeStart?: (capacity: number) => void
+}
+
+export interface RunOptions {
+  /** Aborting it cancels the run; it then rejects with the signal's reason. */
+  signal?: AbortSignal
+  /** For a worker failure's message (and, in tests, to choose a fault). */
+  requestId?: string
+}
+
+/** What admission weighs: the logits' size and the plan's kernel memory. */
+export interface AdmissionSize {
+  elements: number
+  shape: readonly number[]
+  bytes: number
+}
+
+export interface EngineStats {
+  queued: number
+  running: number
+  workers: number
+  utilization: number
+}
+
+export interface Engine {
+  readonly arena: KernelArena
+  readonly maxElements: number
+  /**
+   * Refuses a request that can never run (TooManyElementsError past MAX_ELEMENTS,
+   * ArenaFullError for more memory than there is) before anything of it is allocated.
+   */
+  admit(size: AdmissionSize): void
+  /** A new request's memory, and its owner. */
+  openRequest(): RequestMemory
+  /** Runs `entry` over rows [0, rows) of the call struct at `call`, split across the workers; resolves to each range's verdict. */
+  run(
+    memory: RequestMemory,
+    entry: KernelEntry,
+    call: number,
+    rows: number,
+    vocab: number,
+    options?: RunOptions
+  ): Promise<number[]>
+  /** A slot for a request in hand, or null when POOL_THREADS + MAX_QUEUE are already held; call the result to free it. */
+  takeSlot(): (() => void) | null
+  stats(): EngineStats
+  /** Runs one task, to prove the workers and their kernel load; then ready. */
+  start(): Promise<void>
+  isReady(): boolean
+  /** Not ready from now (shutdown has begun); requests are still served. */
+  stopReadiness(): void
+  /** Waits for every computation, then stops the workers; later runs get ShuttingDownError. */
+  close(): Promise<void>
+}
+
+/** Piscina's own words for a full queue (its errors carry no code). */
+const QUEUE_FULL_MESSAGES = new Set(['Task queue is at limit', 'No task queue available and all Workers are busy'])
+
+// Under the TypeScript sources (tests, `tsx`), workers load the .ts worker through tsx; the
+// built service runs the compiled .js worker with no loader.
+const fromSources = import.meta.url.endsWith('.ts')
+const workerFile = fileURLToPath(new URL(`./worker.${fromSources ? 'ts' : 'js'}`, import.meta.url))
+
+export function createEngine(options: EngineOptions): Engine {
+  const { threads, maxQueue, maxElements } = options
+  const arena = new KernelArena(options.memoryMegabytes)
+  // Enough words for every task piscina can hold, and for the request being split beside them.
+  const controls = new ControlWords(arena.permanentInt32(maxQueue + 4 * threads + 64))
+  options.beforeStart?.(arena.capacity)
+  const piscina = new Piscina<Task & { fault?: Fault }, number>({
+    filename: workerFile,
+    minThreads: threads,
+    maxThreads: threads,
+    maxQueue,
+    resourceLimits: { maxOldGenerationSizeMb: options.workerMaxOldGenerationMb },
+    execArgv: fromSources ? ['--import', 'tsx'] : [],
+    // Every worker instantiates the kernel over the same shared memory.
+    workerData: { memory: arena.memory, module: kernelModule() }
+  })
+  const inFlight = new Set<Promise<unknown>>()
+  let pendingTasks = 0
+  let slots = 0
+  let ready = false
+  let closed = false
+
+  /** Posts one task to piscina, with the engine's own bound on what may wait. */
+  async function post(task: Task & { fault?: Fault }, signal: AbortSignal | undefined, requestId: string | undefined) {
+    // piscina's own maxQueue counts only tasks without an AbortSignal (tasks with one wait in a
+    // queue of their own), so the bound is kept here: every worker busy and MAX_QUEUE waiting is full.
+    if (pendingTasks >= threads + maxQueue) throw new QueueFullError()
+    pendingTasks++
+    try {
+      return await piscina.run(task, { signal })
+    } catch (error) {
+      if (signal?.aborted === true) throw error
+      if (error instanceof Error && QUEUE_FULL_MESSAGES.has(error.message)) throw new QueueFullError()
+      // The task threw, or its worker died (out of memory, or exited); piscina replaces a dead
+      // worker by itself.
+      options.onWorkerFailed?.(error, requestId)
+      throw new WorkerFailedError(requestId, { cause: error })
+    } finally {
+      pendingTasks--
+    }
+  }
+
+  /** Tracks a computation, so that close() waits for it. */
+  function track<T>(computation: Promise<T>): Promise<T> {
+    inFlight.add(computation)
+    const forget = () => inFlight.delete(computation)
+    computation.then(forget, forget)
+    return computation
+  }
+
+  const engine: Engine = {
+    arena,
+    maxElements,
+    admit({ elements, shape, bytes }) {
+      if (elements > maxElements) throw new TooManyElementsError(elements, maxElements, shape)
+      if (bytes > arena.capacity) throw new ArenaFullError(bytes)
+    },
+    openRequest: () => new RequestMemory(arena),
+    run(memory, entry, call, rows, vocab, runOptions = {}) {
+      if (closed) return Promise.reject(new ShuttingDownError())
+      const fault = options.faults?.(runOptions.requestId)
+      const work = runRanges(
+        partitionRows(rows, vocab, threads),
+        (rowStart, rowEnd, control, taskId): Task & { fault?: Fault } => ({
+          entry,
+          call,
+          rowStart,
+          rowEnd,
+          control,
+          taskId,
+          ...(fault === undefined ? {} : { fault })
+        }),
+        (task, signal) => post(task, signal, runOptions.requestId),
+        { controls, signal: runOptions.signal, onCancelled: options.onCancelled }
+      )
+      // The request's memory stays with the run until its last task has settled.
+      return track(memory.track(work))
+    },
+    takeSlot() {
+      if (slots >= threads + maxQueue) return null
+      slots++
+      let held = true
+      return () => {
+        if (held) slots--
+        held = false
+      }
+    },
+    stats() {
+      const queued = piscina.queueSize
+      return {
+        queued,
+        running: Math.max(0, Math.min(piscina.threads.length, pendingTasks - queued)),
+        workers: piscina.threads.length,
+        utilization: piscina.utilization
+      }
+    },
+    async start() {
+      await warmUp(engine)
+      ready = true
+    },
+    isReady: () => ready,
+    stopReadiness() {
+      ready = false
+    },
+    async close() {
+      ready = false
+      // A request whose client hung up may still be computing, and piscina's close() would cut
+      // its tasks off with terminated workers. Drain every computation, including any that
+      // starts while we wait; only then close the pool.
+      while (inFlight.size > 0) await Promise.allSettled(inFlight)
+      closed = true
+      await piscina.close()
+    }
+  }
+  return engine
+}
+
+/** One tiny cross-entropy row through a worker: the workers and their kernel load. */
+async function warmUp(engine: Engine): Promise<void> {
+  const memory = engine.openRequest()
+  try {
+    const views = memory.allocate({
+      logits: f32(2),
+      targets: i32(1),
+      tokenLoss: f64(1),
+      nll: f64(1),
+      call: u8(CROSS_ENTROPY_CALL.bytes)
+    })
+    writeCall(engine.arena.buffer, views.call.byteOffset, CROSS_ENTROPY_CALL, {
+      logits: views.logits.byteOffset,
+      dtype: 0,
+      targets: views.targets.byteOffset,
+      vocab: 2,
+      ignoreIndex: -100,
+      weight: 0,
+      tokenLoss: views.tokenLoss.byteOffset,
+      nll: views.nll.byteOffset,
+      gradients: 0,
+      stats: 0,
+      softTargets: 0,
+      labelSmoothing: 0,
+      classWeightSum: 2,
+      gradScale: 1,
+      zGrad: 0,
+      softcap: 0
+    })
+    await engine.run(memory, 'hardTargetRows', views.call.byteOffset, 1, 2)
+  } finally {
+    memory.release()
+  }
+}

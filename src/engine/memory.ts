@@ -1,0 +1,117 @@
+import { MemPool } from '@thi.ng/malloc'
+import { KERNEL_RESERVED_BYTES } from './abi.js'
+
+const PAGE = 65_536
+const MIB = 1024 * 1024
+/** SIMD loads want 16-byte alignment; 64 keeps every tensor on its own cache line. */
+const ALIGN = 64
+/** @thi.ng/malloc's header before each block. */
+const BLOCK_HEADER = 8
+
+/** What an allocation of `bytes` takes from the arena, header and alignment included (as MemPool pads it). */
+export function blockBytes(bytes: number): number {
+  return Math.ceil((Math.max(bytes, ALIGN) + BLOCK_HEADER) / ALIGN) * ALIGN
+}
+
+/**
+ * The kernel's shared memory and the main thread's allocator over it. One WebAssembly.Memory,
+ * `shared: true`, whose buffer is a SharedArrayBuffer: the route decodes tensors straight into
+ * it, the workers' kernel instances compute on it in place, and only addresses cross threads.
+ *
+ * The memory is reserved at its full size up front (initial = maximum), so its buffer never
+ * changes and views stay valid; the operating system backs pages only once they are touched.
+ * Only the main thread allocates (a first-fit pool with coalescing, @thi.ng/malloc).
+ */
+export class KernelArena {
+  readonly memory: WebAssembly.Memory
+  readonly buffer: SharedArrayBuffer
+  private readonly pool: MemPool
+
+  constructor(megabytes: number) {
+    const pages = Math.ceil((megabytes * MIB + KERNEL_RESERVED_BYTES) / PAGE)
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+    this.buffer = this.memory.buffer as unknown as SharedArrayBuffer
+    this.pool = new MemPool({ buf: this.buffer, start: KERNEL_RESERVED_BYTES, align: ALIGN })
+  }
+
+  /** Bytes requests can use in all: the memory less the module's and the arena's own (permanentInt32). */
+  get capacity(): number {
+    return this.buffer.byteLength - KERNEL_RESERVED_BYTES - this.permanentBytes
+  }
+
+  /** Bytes held by live allocations, the arena's own (permanentInt32) aside: 0 whenever no request is in flight. */
+  get usedBytes(): number {
+    return this.pool.stats().used.size - this.permanentBytes
+  }
+
+  private permanentBytes = 0
+
+  /** Int32s held for the arena's whole life (the pool's task control words), never released. */
+  permanentInt32(length: number): Int32Array {
+    const before = this.pool.stats().used.size
+    const words = this.group().int32(length)
+    this.permanentBytes += this.pool.stats().used.size - before
+    return words
+  }
+
+  /**
+   * Throws ArenaFullError when `bytes` (a whole request's needs) exceeds the memory even when
+   * idle: such a request can never run, so it is refused before anything is allocated.
+   */
+  requireCapacity(bytes: number): void {
+    if (bytes > this.capacity) throw new ArenaFullError(bytes)
+  }
+
+  /** requireCapacity as an Admission, for callers with no element limit of their own (tests, benchmarks). */
+  readonly admit = (size: { bytes: number }): void => this.requireCapacity(size.bytes)
+
+  /** A new allocation group: everything one request needs, freed together. */
+  group(): ArenaGroup {
+    return new ArenaGroup(this.pool, this.buffer)
+  }
+}
+
+export class ArenaFullError extends Error {
+  override name = 'ArenaFullError'
+  constructor(readonly bytes: number) {
+    super(`the kernel memory has no free block of ${bytes} bytes`)
+  }
+}
+
+export class ArenaGroup {
+  private readonly addresses: number[] = []
+
+  constructor(
+    private readonly pool: MemPool,
+    private readonly buffer: SharedArrayBuffer
+  ) {}
+
+  private allocate(bytes: number): number {
+    const address = this.pool.malloc(Math.max(bytes, ALIGN))
+    if (address === 0) throw new ArenaFullError(bytes)
+    this.addresses.push(address)
+    return address
+  }
+
+  float32(length: number): Float32Array {
+    return new Float32Array(this.buffer, this.allocate(length * 4), length)
+  }
+
+  float64(length: number): Float64Array {
+    return new Float64Array(this.buffer, this.allocate(length * 8), length)
+  }
+
+  int32(length: number): Int32Array {
+    return new Int32Array(this.buffer, this.allocate(length * 4), length)
+  }
+
+  bytes(length: number): Uint8Array {
+    return new Uint8Array(this.buffer, this.allocate(length), length)
+  }
+
+  /** Frees every block of the group; its views must not be used afterwards. */
+  release(): void {
+    for (const address of this.addresses) this.pool.free(address)
+    this.addresses.length = 0
+  }
+}

@@ -1,0 +1,25 @@
+// The piscina worker: an instance of the kernel family over the pool's shared memory. Each task
+// runs one row range of one call in place and returns the first invalid row, ALL_ROWS_VALID or
+// ROWS_CANCELLED. The protocol is the Task type below and the call structs of ./abi.ts.
+import { workerData } from 'piscina'
+import { ROWS_CANCELLED } from './abi.js'
+import { claimTask } from './control.js'
+import { type Fault, injectFault } from './faults.js'
+import { instantiateKernels } from './kernels.js'
+import type { Task } from './task.js'
+
+const { memory, module } = workerData as { memory: WebAssembly.Memory; module: WebAssembly.Module }
+const { kernels } = instantiateKernels(memory, module)
+// The memory never grows (its initial size is its maximum), so one view serves every task.
+const words = new Int32Array(memory.buffer)
+
+/**
+ * Claims the task before touching its memory (if it was cancelled first, that memory may already
+ * be another request's), then runs it, through an injected fault when it has one.
+ */
+export default function runTask(task: Task & { fault?: Fault }): number {
+  if (task.control !== 0 && !claimTask(words, task.control, task.taskId)) return ROWS_CANCELLED
+  const entry = kernels[task.entry]
+  const run = (range: Task) => entry(range.call, range.rowStart, range.rowEnd, range.control)
+  return task.fault === undefined ? run(task) : injectFault(task.fault, task, run)
+}

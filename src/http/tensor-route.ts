@@ -1,0 +1,119 @@
+import { Readable } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { SafetensorsBodySchema } from '../../schemas/binary.js'
+import { ErrorSchema } from '../../schemas/common.js'
+import type { RequestMemory } from '../engine/request.js'
+import { XentErrors } from '../errors.js'
+import type { Operation, OperationDocs } from '../ops/operation.js'
+import type { SafetensorsBody } from './safetensors-body.js'
+
+// The one route every tensor operation (/v1/cross-entropy, /v1/logprobs) is served by: two body
+// formats, two answer formats, one set of error answers.
+
+export const SAFETENSORS = 'application/octet-stream'
+
+/** Every coded error a tensor route may answer with. */
+const ERROR_RESPONSES = {
+  400: ErrorSchema,
+  401: ErrorSchema,
+  413: ErrorSchema,
+  415: ErrorSchema,
+  429: ErrorSchema,
+  500: ErrorSchema,
+  503: ErrorSchema
+}
+
+/** The schema of a tensor route: JSON or safetensors in, JSON or safetensors out, coded errors. */
+function tensorRouteSchema(docs: OperationDocs) {
+  return {
+    tags: ['loss'],
+    summary: docs.summary,
+    description: docs.description,
+    security: [{ bearerAuth: [] }],
+    querystring: docs.querystring,
+    body: {
+      content: {
+        'application/json': { schema: docs.request },
+        [SAFETENSORS]: { schema: SafetensorsBodySchema }
+      }
+    },
+    response: {
+      200: {
+        description: docs.answer,
+        content: {
+          'application/json': { schema: docs.response },
+          [SAFETENSORS]: { schema: { type: 'string', format: 'binary', description: docs.safetensorsAnswer } }
+        }
+      },
+      ...ERROR_RESPONSES
+    }
+  }
+}
+
+/**
+ * An answer can hold millions of numbers: plain JSON.stringify is the fastest way to write them,
+ * and a schema-driven serializer would have to test every union branch.
+ */
+const stringifyAnswer = () => (data: unknown) => JSON.stringify(data)
+
+/** A safetensors body, as the safetensors-body plugin leaves it (already in kernel memory). */
+function isSafetensorsBody(body: unknown): body is SafetensorsBody {
+  return typeof body === 'object' && body !== null && 'bytes' in body && body.bytes instanceof Uint8Array
+}
+
+/**
+ * A JSON request carries its options in its body, where they cannot be given twice: any query
+ * parameter but `allowed` (options of the answer's format) is refused.
+ */
+function refuseQueryForJson(query: object, allowed: readonly string[]): void {
+  const misplaced = Object.keys(query).filter((name) => !allowed.includes(name))
+  if (misplaced.length > 0) {
+    throw new XentErrors.INVALID_REQUEST(
+      `query parameter "${misplaced[0]}" is for safetensors requests; a JSON request carries its options in the body`
+    )
+  }
+}
+
+/** Whether the caller asked for a safetensors answer. */
+function wantsSafetensors(request: FastifyRequest): boolean {
+  return request.headers.accept?.includes(SAFETENSORS) === true
+}
+
+/** Sends safetensors chunks (which may view the request's kernel memory) without copying them. */
+function sendSafetensors(reply: FastifyReply, chunks: Uint8Array[]): FastifyReply {
+  const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0)
+  reply.type(SAFETENSORS).header('content-length', length)
+  return reply.send(Readable.from(chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))))
+}
+
+/** Serves `operation` at its url. */
+export function registerTensorRoute<Job extends { memory: RequestMemory }, Result, Query extends object>(
+  app: FastifyInstance,
+  operation: Operation<Job, Result, Query>
+): void {
+  app.post(
+    operation.url,
+    {
+      schema: tensorRouteSchema(operation.docs),
+      onRequest: app.admitRequest,
+      serializerCompiler: stringifyAnswer
+    },
+    async (request, reply) => {
+      const query = request.query as Query
+      const memory = request.kernelMemory()
+      let job: Job
+      if (isSafetensorsBody(request.body)) {
+        job = operation.fromSafetensors(request.body.bytes, query, memory, app.engine)
+      } else {
+        refuseQueryForJson(query, operation.jsonQuery)
+        job = operation.fromJson(request.body, memory, app.engine)
+      }
+      // The job's memory belongs to the request: it is released once the answer has been sent
+      // (and its tasks have settled).
+      const result = await operation.compute(app.engine, job, { signal: request.deadline, requestId: request.id })
+      app.metrics.elements.inc(operation.elements(job))
+      if (wantsSafetensors(request)) return sendSafetensors(reply, operation.toSafetensors(job, result, query))
+      return operation.toJson(job, result)
+    }
+  )
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it, onTestFinished } from 'vitest'
+import type { CrossEntropyRequest } from '../../schemas/cross-entropy.js'
+import { createEngine } from '../../src/engine/engine.js'
+import { computeCrossEntropy } from '../../src/ops/cross-entropy/compute.js'
+import { decodeCrossEntropyJson } from '../../src/ops/cross-entropy/json.js'
+import { Barrier } from '../faults.js'
+
+const request = (rows: number, vocab: number, shift: number): CrossEntropyRequest => ({
+  logits: Array.from({ length: rows }, (_, r) =>
+    Array.from({ length: vocab }, (_, c) => ((r * 7 + c + shift) % 11) - 5)
+  ),
+  targets: Array.from({ length: rows }, (_, r) => r % vocab),
+  outputs: ['gradients']
+})
+
+/** The byte ranges of a job's allocations, as [start, end) pairs. */
+const spans = (views: Record<string, ArrayBufferView | null>) =>
+  Object.values(views)
+    .filter((view): view is ArrayBufferView => view !== null)
+    .map((view) => [view.byteOffset, view.byteOffset + view.byteLength] as const)
+
+describe('a request’s kernel memory', () => {
+  it('outlives its request while a task of it still runs: a new request never gets its bytes', async () => {
+    const barrier = new Barrier()
+    const engine = createEngine({
+      threads: 1,
+      memoryMegabytes: 16,
+      maxQueue: 4,
+      maxElements: 2 ** 20,
+      workerMaxOldGenerationMb: 64,
+      faults: (requestId) => (requestId === 'leaves' ? barrier.hold(3) : undefined)
+    })
+    onTestFinished(() => engine.close())
+    await engine.start()
+
+    // The first request's task runs 3 of its 8 rows and waits at the barrier, still running.
+    const leaving = engine.openRequest()
+    const job = decodeCrossEntropyJson(request(8, 64, 0), leaving, engine)
+    const client = new AbortController()
+    const computation = computeCrossEntropy(engine, job, { signal: client.signal, requestId: 'leaves' })
+    const settled = computation.then(
+      () => 'resolved',
+      (error: unknown) => error
+    )
+    await barrier.arrived()
+    const heldBytes = engine.arena.usedBytes
+
+    // Its client leaves: the work is cancelled and the request lets go of its memory, as the
+    // socket's close does. The memory stays held, because the task is still inside it.
+    client.abort(new Error('the client left'))
+    leaving.release()
+    expect(leaving.released).toBe(true)
+    expect(leaving.freed).toBe(false)
+    expect(engine.arena.usedBytes).toBe(heldBytes)
+
+    // A new request of the same size is given other bytes.
+    const next = engine.openRequest()
+    const nextJob = decodeCrossEntropyJson(request(8, 64, 5), next, engine)
+    for (const [start, end] of spans(nextJob.views)) {
+      for (const [heldStart, heldEnd] of spans(job.views)) {
+        expect(end <= heldStart || start >= heldEnd, `[${start}, ${end}) overlaps [${heldStart}, ${heldEnd})`).toBe(
+          true
+        )
+      }
+    }
+
+    // Once the task stops (at its next row, seeing the cancellation), the memory is freed.
+    barrier.release()
+    expect(await settled).toBeInstanceOf(Error)
+    expect(leaving.freed).toBe(true)
+    expect(engine.arena.usedBytes).toBe(heldBytes)
+    await computeCrossEntropy(engine, nextJob)
+    next.release()
+    expect(engine.arena.usedBytes).toBe(0)
+  })
+
+  it('refuses allocations once released, and frees once, however many times it is released', () => {
+    const engine = createEngine({
+      threads: 1,
+      memoryMegabytes: 16,
+      maxQueue: 4,
+      maxElements: 2 ** 20,
+      workerMaxOldGenerationMb: 64
+    })
+    onTestFinished(() => engine.close())
+    const memory = engine.openRequest()
+    memory.bytes(1000)
+    expect(engine.arena.usedBytes).toBeGreaterThan(0)
+    memory.release()
+    memory.release()
+    expect(memory.freed).toBe(true)
+    expect(engine.arena.usedBytes).toBe(0)
+    expect(() => memory.bytes(10)).toThrow(/released/)
+  })
+})
