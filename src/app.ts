@@ -74,7 +74,6 @@ export async function buildApp(settings: Partial<AppConfig> = {}, options: AppOp
   await app.register(auth, { keys: apiKeys })
   await app.register(rateLimit, {
     perMinute: config.RATE_LIMIT_PER_MIN,
-    keyed: apiKeys.length > 0,
     redisUrl: config.RATE_LIMIT_REDIS_URL,
     redisTimeoutMs: config.RATE_LIMIT_REDIS_TIMEOUT_MS
   })

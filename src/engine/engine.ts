@@ -55,6 +55,9 @@ export interface EngineStats {
   running: number
   workers: number
   utilization: number
+  /** Admission slots held by requests in hand, of POOL_THREADS + MAX_QUEUE. */
+  slotsTaken: number
+  slots: number
 }
 
 export interface Engine {
@@ -189,7 +192,9 @@ export function createEngine(options: EngineOptions): Engine {
         queued,
         running: Math.max(0, Math.min(piscina.threads.length, pendingTasks - queued)),
         workers: piscina.threads.length,
-        utilization: piscina.utilization
+        utilization: piscina.utilization,
+        slotsTaken: slots,
+        slots: threads + maxQueue
       }
     },
     async start() {

@@ -76,6 +76,38 @@ async function metrics(app: FastifyInstance): Promise<void> {
       this.set(stats().utilization)
     }
   })
+  new Gauge({
+    name: 'xent_kernel_memory_used_bytes',
+    help: 'Kernel memory held by requests now: bodies, tensors and outputs (a request whose client left holds its memory until its tasks settle).',
+    registers: [registry],
+    collect() {
+      this.set(app.engine.arena.usedBytes)
+    }
+  })
+  new Gauge({
+    name: 'xent_kernel_memory_capacity_bytes',
+    help: 'Kernel memory requests can use in all (KERNEL_MEMORY_MB less the module and the control words).',
+    registers: [registry],
+    collect() {
+      this.set(app.engine.arena.capacity)
+    }
+  })
+  new Gauge({
+    name: 'xent_admission_slots_taken',
+    help: 'Admission slots held by requests in hand, of xent_admission_slots (POOL_THREADS + MAX_QUEUE).',
+    registers: [registry],
+    collect() {
+      this.set(stats().slotsTaken)
+    }
+  })
+  new Gauge({
+    name: 'xent_admission_slots',
+    help: 'Admission slots in all: POOL_THREADS + MAX_QUEUE.',
+    registers: [registry],
+    collect() {
+      this.set(stats().slots)
+    }
+  })
   const xent: XentMetrics = {
     registry,
     rejections: new Counter({
@@ -112,7 +144,7 @@ async function metrics(app: FastifyInstance): Promise<void> {
         tags: ['health'],
         summary: 'Prometheus metrics',
         description:
-          'Prometheus text: request durations by route and status, pool queue depth, active workers and utilization, elements processed, rejections by reason, and process metrics. Open to probes even when API_KEYS is set.',
+          'Prometheus text: request durations by route and status, pool queue depth, active workers and utilization, kernel memory held and admission slots taken, elements processed, rejections by reason, and process metrics. Open to probes even when API_KEYS is set.',
         response: {
           200: {
             description: 'Prometheus text exposition format.',

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -9,8 +8,6 @@ import { isApiRoute } from './auth.js'
 export interface RateLimitOptions {
   /** Requests a minute per key (or per IP without one); 0 turns the limit off. */
   perMinute: number
-  /** Whether API keys are checked: only then does a key name the caller. */
-  keyed: boolean
   /** A Redis all replicas share, so that a caller's budget is one across pods; '' keeps it per pod. */
   redisUrl?: string
   /** How long a count may wait for Redis before the request goes on uncounted (RATE_LIMIT_REDIS_TIMEOUT_MS). */
@@ -18,18 +15,12 @@ export interface RateLimitOptions {
 }
 
 /**
- * A caller is its bearer key (hashed: keys never sit in the limiter's map), which auth has
- * already checked; without API_KEYS a key proves nothing (a fresh one would be a fresh budget),
- * so the caller is its IP.
+ * A caller is the API key that authentication matched (request.apiKeyId: a hash of the key as
+ * configured, so every spelling of one header counts against one budget); without API_KEYS, or on
+ * the open docs, a key proves nothing (a fresh one would be a fresh budget), so the caller is its IP.
  */
-function callerKey(keyed: boolean): (request: FastifyRequest) => string {
-  return (request) => {
-    const authorization = request.headers.authorization
-    if (keyed && authorization?.startsWith('Bearer ') === true) {
-      return `key:${createHash('sha256').update(authorization.slice(7)).digest('base64url')}`
-    }
-    return `ip:${request.ip}`
-  }
+function callerKey(request: FastifyRequest): string {
+  return request.apiKeyId === null ? `ip:${request.ip}` : `key:${request.apiKeyId}`
 }
 
 /**
@@ -41,7 +32,7 @@ async function rateLimiting(app: FastifyInstance, opts: RateLimitOptions): Promi
   await app.register(rateLimit, {
     max: opts.perMinute,
     timeWindow: 60_000,
-    keyGenerator: callerKey(opts.keyed),
+    keyGenerator: callerKey,
     allowList: (request) => !isApiRoute(request),
     errorResponseBuilder: (_request, context) => new XentErrors.RATE_LIMITED(context.max, context.after),
     ...(opts.redisUrl ? await sharedStore(app, opts.redisUrl, opts.redisTimeoutMs ?? 500) : {})

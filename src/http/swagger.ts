@@ -25,7 +25,7 @@ async function docs(app: FastifyInstance): Promise<void> {
           bearerAuth: {
             type: 'http',
             scheme: 'bearer',
-            description: 'Required on /v1/* and the docs when the server sets API_KEYS; otherwise not needed.'
+            description: 'Required on /v1/* when the server sets API_KEYS; otherwise not needed. The docs are open.'
           }
         }
       }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { Barrier, faultsByRequestId } from '../faults.js'
 import { build } from '../helper.js'
 
 describe('GET /metrics', () => {
@@ -51,5 +52,37 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/^xent_pool_workers 2$/m)
     expect(text).toMatch(/^xent_pool_utilization \d/m)
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m)
+  })
+
+  it('shows the kernel memory held and the admission slots taken, while a request holds them and after', async () => {
+    const faults = faultsByRequestId()
+    const barrier = new Barrier()
+    faults.set('held', barrier.hold())
+    const app = await build({ POOL_THREADS: 1, MAX_QUEUE: 3 }, { faults: faults.source })
+    const gauge = async (name: string) => {
+      const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `))
+      return Number(line?.split(' ')[1])
+    }
+    expect(await gauge('xent_kernel_memory_used_bytes')).toBe(0)
+    expect(await gauge('xent_kernel_memory_capacity_bytes')).toBe(app.engine.arena.capacity)
+    expect(await gauge('xent_admission_slots')).toBe(4)
+    expect(await gauge('xent_admission_slots_taken')).toBe(0)
+    const held = app
+      .inject({
+        method: 'POST',
+        url: '/v1/cross-entropy',
+        headers: { 'x-request-id': 'held' },
+        payload: { logits: [[1, 2, 3]], targets: [0], outputs: ['gradients'] }
+      })
+      .then((res) => res)
+    await barrier.arrived()
+    expect(await gauge('xent_kernel_memory_used_bytes')).toBe(app.engine.arena.usedBytes)
+    expect(await gauge('xent_kernel_memory_used_bytes')).toBeGreaterThan(0)
+    expect(await gauge('xent_admission_slots_taken')).toBe(1)
+    barrier.release()
+    expect((await held).statusCode).toBe(200)
+    expect(await gauge('xent_kernel_memory_used_bytes')).toBe(0)
+    expect(await gauge('xent_admission_slots_taken')).toBe(0)
   })
 })
