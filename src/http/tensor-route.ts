@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import Negotiator from 'negotiator'
 import { SafetensorsBodySchema } from '../../schemas/binary.js'
 import { ErrorSchema } from '../../schemas/common.js'
 import type { RequestMemory } from '../engine/request.js'
@@ -74,9 +75,15 @@ function refuseQueryForJson(query: object, allowed: readonly string[]): void {
   }
 }
 
-/** Whether the caller asked for a safetensors answer. */
+const ANSWER_TYPES = ['application/json', SAFETENSORS]
+
+/**
+ * Whether the caller prefers a safetensors answer, by proper negotiation of its Accept header
+ * (q-values, exact types, wildcards): JSON when it prefers JSON, when it accepts either alike in
+ * the order it gave, or when it names neither.
+ */
 function wantsSafetensors(request: FastifyRequest): boolean {
-  return request.headers.accept?.includes(SAFETENSORS) === true
+  return new Negotiator(request).mediaType(ANSWER_TYPES) === SAFETENSORS
 }
 
 /** Sends safetensors chunks (which may view the request's kernel memory) without copying them. */

@@ -161,6 +161,29 @@ describe('POST /v1/cross-entropy with a safetensors body', async () => {
     })
   })
 
+  it.each([
+    ['application/octet-stream', OCTET],
+    ['application/json;q=0.5, application/octet-stream', OCTET],
+    ['application/octet-stream, application/json', OCTET],
+    ['application/octet-stream;q=0, application/json', 'application/json'],
+    ['application/octet-streamX', 'application/json'],
+    ['application/json, application/octet-stream', 'application/json'],
+    ['*/*', 'application/json'],
+    ['text/html', 'application/json'],
+    [undefined, 'application/json']
+  ])('negotiates the answer’s type from Accept %j: %s', async (accept, type) => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy',
+      headers: accept === undefined ? {} : { accept },
+      payload: fixtures[0].request
+    })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toMatch(new RegExp(`^${type}`))
+    const loss = type === 'application/json' ? res.json().loss : readAnswer(res.rawPayload).loss.values[0]
+    expectScalarClose(loss, fixtures[0].expected.loss as number, 'loss')
+  })
+
   it('takes a body without Content-Length (streamed in chunks)', async () => {
     const { body, query } = fixtureAsSafetensors(fixtures[1])
     const stream = Readable.from([body.subarray(0, 100), body.subarray(100)])
