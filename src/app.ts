@@ -5,6 +5,7 @@ import { type Config, listSetting, loadConfig } from './config.js'
 import type { FaultSource } from './engine/faults.js'
 import auth from './http/auth.js'
 import browsers from './http/browsers.js'
+import { clientErrorHandler } from './http/client-errors.js'
 import contentTypes from './http/content-types.js'
 import deadline, { type DeadlineTimer } from './http/deadline.js'
 import engine from './http/engine.js'
@@ -49,7 +50,8 @@ export function serverOptions(config: AppConfig): FastifyServerOptions {
       // The contract: no coercion ("1" is not 1), unknown fields are errors rather than dropped.
       customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, verbose: true }
     },
-    schemaErrorFormatter: formatSchemaErrors
+    schemaErrorFormatter: formatSchemaErrors,
+    clientErrorHandler
   }
 }
 

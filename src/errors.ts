@@ -24,6 +24,16 @@ export const XentErrors = {
   ),
   TOO_LARGE: createError('XENT_TOO_LARGE', '%s', 413),
   TOO_MANY_ELEMENTS: createError('XENT_TOO_MANY_ELEMENTS', '%s', 413),
+  HEADERS_TOO_LARGE: createError(
+    'XENT_HEADERS_TOO_LARGE',
+    'The request headers are larger than the limit of 16384 bytes',
+    431
+  ),
+  UPLOAD_TIMEOUT: createError(
+    'XENT_UPLOAD_TIMEOUT',
+    'The request was not received in time (UPLOAD_TIMEOUT_MS); send it again, faster or smaller',
+    408
+  ),
   UNAUTHORIZED: createError('XENT_UNAUTHORIZED', '%s', 401),
   RATE_LIMITED: createError('XENT_RATE_LIMITED', 'Rate limit of %s requests a minute reached; retry in %s', 429),
   CLIENT_CLOSED: createError('XENT_CLIENT_CLOSED', 'The client closed the connection; the work was cancelled', 499),

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import {
   QueueFullError,
@@ -46,7 +46,10 @@ async function errorHandling(app: FastifyInstance): Promise<void> {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const translated =
-      fromEngine(error, app.engine.arena.capacity) ?? translate(error, request.headers['content-type'], bodyLimit)
+      (clientLeft(request) ? new XentErrors.CLIENT_CLOSED() : undefined) ??
+      fromEngine(error, app.engine.arena.capacity) ??
+      translate(error, request.headers['content-type'], bodyLimit)
+    if (translated.code === 'XENT_CLIENT_CLOSED') request.log.info({ code: translated.code }, translated.message)
     const retryAfter = RETRY_AFTER[translated.code]
     if (retryAfter !== undefined) reply.header('retry-after', retryAfter)
     if (translated.code === 'XENT_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer')
@@ -65,6 +68,17 @@ async function errorHandling(app: FastifyInstance): Promise<void> {
     const error = new XentErrors.NOT_FOUND(request.method, request.url.split('?')[0])
     return reply.code(404).send(body(404, error.code, error.message))
   })
+}
+
+/**
+ * Whether the client hung up before the request was whole (mid-upload: Node reports the body's
+ * stream as aborted) or before its answer: then nothing failed on our side, whatever error the
+ * hang-up surfaced as (an aborted body, ECONNRESET, a cancelled computation).
+ */
+function clientLeft(request: FastifyRequest): boolean {
+  return (
+    request.raw.aborted || (request.raw.destroyed && !request.raw.complete) || request.raw.socket?.destroyed === true
+  )
 }
 
 /** The engine's failures as coded errors; undefined for any other error. */

@@ -91,7 +91,10 @@ async function safetensorsBody(app: FastifyInstance, opts: SafetensorsBodyOption
       else chunks.push(chunk)
       received += chunk.length
     })
-    payload.on('error', (error) => fail(error))
+    // A client that hangs up mid-upload: Node reports the body as aborted (and may not raise an
+    // error), and the request's memory must go back at once either way.
+    payload.on('error', () => fail(new XentErrors.CLIENT_CLOSED()))
+    payload.on('aborted', () => fail(new XentErrors.CLIENT_CLOSED()))
     payload.on('end', () => {
       if (failed) return
       if (target === null) {
