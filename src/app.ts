@@ -1,5 +1,6 @@
+import type { Server } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import { formatSchemaErrors } from './codec/schema-errors.js'
 import { type Config, listSetting, loadConfig } from './config.js'
 import type { FaultSource } from './engine/faults.js'
@@ -31,7 +32,7 @@ export type AppConfig = Omit<Config, 'PORT' | 'HOST'>
 
 export interface AppOptions {
   /** Fastify options over serverOptions(config). */
-  fastify?: FastifyServerOptions
+  fastify?: FastifyHttpOptions<Server>
   /** Worker faults for chosen requests (tests only; see src/engine/faults.ts and test/faults.ts). */
   faults?: FaultSource
   /** The main thread's readings for load shedding, instead of under-pressure's (tests only). */
@@ -40,8 +41,18 @@ export interface AppOptions {
   deadlineTimer?: DeadlineTimer
 }
 
-export function serverOptions(config: AppConfig): FastifyServerOptions {
+export function serverOptions(config: AppConfig): FastifyHttpOptions<Server> {
+  // A request must be whole (headers and body) within its upload deadline, or Node refuses it
+  // (408 XENT_UPLOAD_TIMEOUT, through clientErrorHandler). Node looks for late requests every
+  // connectionsCheckingInterval, so that is a tenth of the deadline (at most a second).
+  const uploadDeadline = Math.min(config.UPLOAD_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS)
   return {
+    requestTimeout: uploadDeadline,
+    http: {
+      connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(uploadDeadline / 10))),
+      // Node checks neither deadline while the headers' allowance exceeds the whole request's.
+      headersTimeout: Math.min(60_000, uploadDeadline)
+    },
     loggerInstance: createLogger(config.LOG_LEVEL),
     bodyLimit: Math.floor(config.BODY_LIMIT_MB * MIB),
     genReqId: requestId,

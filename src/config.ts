@@ -20,6 +20,7 @@ export const ConfigSchema = Type.Object({
   MAX_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, default: 32 })),
   MAX_ELEMENTS: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 31, default: 2 ** 25 })),
   REQUEST_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, default: 30_000 })),
+  UPLOAD_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000 })),
   MAX_EVENT_LOOP_DELAY_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 })),
   MAX_HEAP_USED_MB: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: DEFAULT_MAX_HEAP_USED_MB })),
   WORKER_MAX_OLD_GENERATION_MB: Type.Optional(Type.Integer({ minimum: 16, maximum: 65_536, default: 256 })),

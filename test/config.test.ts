@@ -15,6 +15,7 @@ describe('loadConfig', () => {
       MAX_QUEUE: 32,
       MAX_ELEMENTS: 33_554_432,
       REQUEST_TIMEOUT_MS: 30_000,
+      UPLOAD_TIMEOUT_MS: 30_000,
       MAX_EVENT_LOOP_DELAY_MS: 1000,
       MAX_HEAP_USED_MB: Math.floor((getHeapStatistics().heap_size_limit * 0.9) / 2 ** 20),
       WORKER_MAX_OLD_GENERATION_MB: 256,

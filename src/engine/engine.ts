@@ -81,6 +81,8 @@ export interface Engine {
   ): Promise<number[]>
   /** A slot for a request in hand, or null when POOL_THREADS + MAX_QUEUE are already held; call the result to free it. */
   takeSlot(): (() => void) | null
+  /** Whether takeSlot() would give a slot now. */
+  hasFreeSlot(): boolean
   stats(): EngineStats
   /** Runs one task, to prove the workers and their kernel load; then ready. */
   start(): Promise<void>
@@ -177,6 +179,7 @@ export function createEngine(options: EngineOptions): Engine {
       // The request's memory stays with the run until its last task has settled.
       return track(memory.track(work))
     },
+    hasFreeSlot: () => slots < threads + maxQueue,
     takeSlot() {
       if (slots >= threads + maxQueue) return null
       slots++

@@ -1,4 +1,4 @@
-import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, onRequestAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { ConfigError } from '../config.js'
 import { createEngine, type Engine, type EngineOptions } from '../engine/engine.js'
@@ -12,8 +12,17 @@ declare module 'fastify' {
     /**
      * A tensor route's onRequest hook: refuses (503 XENT_QUEUE_FULL) a request while as many are
      * already in hand as the workers and MAX_QUEUE can hold, before its body is read or parsed.
+     * It takes nothing: an upload, however slow, holds no slot.
      */
-    admitRequest: onRequestAsyncHookHandler
+    shedWhenFull: onRequestAsyncHookHandler
+    /**
+     * A tensor route's preHandler hook, once the body has arrived: takes the request's admission
+     * slot (503 XENT_QUEUE_FULL when none is left), given back when the answer is sent or the
+     * client leaves.
+     */
+    takeSlot: preHandlerAsyncHookHandler
+    /** Tensor requests whose body is still arriving (they hold no slot). */
+    uploadsInProgress: () => number
   }
 }
 
@@ -39,7 +48,22 @@ async function enginePlugin(app: FastifyInstance, opts: EnginePluginOptions): Pr
   app.decorate('engine', engine)
   // Shedding a request before its body is parsed keeps the main thread free for the requests it
   // has taken, and for the probes, under a flood.
-  app.decorate('admitRequest', async (_request, reply) => {
+  let uploading = 0
+  const uploadEnded = new WeakMap<object, () => void>()
+  app.decorate('uploadsInProgress', () => uploading)
+  app.decorate('shedWhenFull', async (request, reply) => {
+    if (!engine.hasFreeSlot()) throw new QueueFullError()
+    uploading++
+    let ended = false
+    const end = () => {
+      if (!ended) uploading--
+      ended = true
+    }
+    uploadEnded.set(request, end)
+    reply.raw.once('close', end)
+  })
+  app.decorate('takeSlot', async (request, reply) => {
+    uploadEnded.get(request)?.()
     const release = engine.takeSlot()
     if (release === null) throw new QueueFullError()
     reply.raw.once('finish', release)

@@ -108,6 +108,14 @@ async function metrics(app: FastifyInstance): Promise<void> {
       this.set(stats().slots)
     }
   })
+  new Gauge({
+    name: 'xent_uploads_in_progress',
+    help: 'Tensor requests whose body is still arriving; they hold no admission slot.',
+    registers: [registry],
+    collect() {
+      this.set(app.uploadsInProgress())
+    }
+  })
   const xent: XentMetrics = {
     registry,
     rejections: new Counter({

@@ -29,9 +29,8 @@ const kMemory = Symbol('xent.kernelMemory')
 type WithMemory = FastifyRequest & { [kMemory]?: RequestMemory }
 
 /**
- * `application/octet-stream` bodies (safetensors) stream straight into the request's kernel
- * memory: with a Content-Length, each chunk is written where the tensors will be read, with no
- * intermediate buffer.
+ * `application/octet-stream` bodies (safetensors) land in the request's kernel memory, where the
+ * tensors are then read in place.
  */
 async function safetensorsBody(app: FastifyInstance, opts: SafetensorsBodyOptions): Promise<void> {
   // Not BODY_LIMIT_MB (which bounds JSON): a safetensors body may carry whatever tensors a request
@@ -51,22 +50,25 @@ async function safetensorsBody(app: FastifyInstance, opts: SafetensorsBodyOption
 
   app.addContentTypeParser('application/octet-stream', (request, payload, done) => {
     const declared = Number(request.headers['content-length'])
-    if (Number.isSafeInteger(declared) && declared > bodyLimit) {
-      done(tooLarge(), undefined)
-      payload.resume()
-      return
-    }
+    const lengthKnown = Number.isSafeInteger(declared)
     let memory: RequestMemory
-    let target: Uint8Array | null = null
     try {
+      if (lengthKnown && declared > bodyLimit) throw tooLarge()
+      // A body larger than the whole kernel memory can never be taken: refused before a byte is read.
+      if (lengthKnown) app.engine.arena.requireCapacity(declared)
       memory = request.kernelMemory()
-      if (Number.isSafeInteger(declared)) target = memory.bytes(declared)
     } catch (error) {
       payload.resume()
       done(error as Error, undefined)
       return
     }
-    // Without a Content-Length the size is unknown: chunks are kept, then copied in once.
+    // Kernel memory is reserved only once half the declared body has arrived (or, without a
+    // Content-Length, once all of it has): an upload that stalls early holds none, and one that
+    // stalls later has sent at least half of what it holds. Until then the chunks wait as they
+    // came; from then on each chunk is written where the tensors will be read.
+    const reserveAt = lengthKnown ? Math.ceil(declared / 2) : Number.POSITIVE_INFINITY
+    const limit = lengthKnown ? declared : bodyLimit
+    let target: Uint8Array | null = null
     const chunks: Buffer[] = []
     let received = 0
     let failed = false
@@ -77,19 +79,36 @@ async function safetensorsBody(app: FastifyInstance, opts: SafetensorsBodyOption
       payload.resume()
       done(error, undefined)
     }
+    /** Reserves `length` bytes and moves the waiting chunks in; false (and failed) if it cannot. */
+    const reserve = (length: number): boolean => {
+      try {
+        target = memory.bytes(length)
+      } catch (error) {
+        fail(error as Error)
+        return false
+      }
+      let offset = 0
+      for (const chunk of chunks) {
+        target.set(chunk, offset)
+        offset += chunk.length
+      }
+      chunks.length = 0
+      return true
+    }
     payload.on('data', (chunk: Buffer) => {
       // The request may have let its memory go (its client left): write nothing more into it.
       if (memory.released) {
         fail(new XentErrors.CLIENT_CLOSED())
         return
       }
-      if (received + chunk.length > (target?.byteLength ?? bodyLimit)) {
-        fail(target === null ? tooLarge() : new XentErrors.BAD_REQUEST('the body is longer than its Content-Length'))
+      if (received + chunk.length > limit) {
+        fail(lengthKnown ? new XentErrors.BAD_REQUEST('the body is longer than its Content-Length') : tooLarge())
         return
       }
       if (target !== null) target.set(chunk, received)
       else chunks.push(chunk)
       received += chunk.length
+      if (target === null && received >= reserveAt) reserve(declared)
     })
     // A client that hangs up mid-upload: Node reports the body as aborted (and may not raise an
     // error), and the request's memory must go back at once either way.
@@ -97,25 +116,12 @@ async function safetensorsBody(app: FastifyInstance, opts: SafetensorsBodyOption
     payload.on('aborted', () => fail(new XentErrors.CLIENT_CLOSED()))
     payload.on('end', () => {
       if (failed) return
-      if (target === null) {
-        try {
-          target = memory.bytes(received)
-        } catch (error) {
-          fail(error as Error)
-          return
-        }
-        let offset = 0
-        for (const chunk of chunks) {
-          target.set(chunk, offset)
-          offset += chunk.length
-        }
-      }
-      if (received !== target.byteLength) {
-        fail(new XentErrors.BAD_REQUEST(`the body ended after ${received} of its ${target.byteLength} bytes`))
+      if (lengthKnown && received !== declared) {
+        fail(new XentErrors.BAD_REQUEST(`the body ended after ${received} of its ${declared} bytes`))
         return
       }
-      const body: SafetensorsBody = { bytes: target }
-      done(null, body)
+      if (target === null && !reserve(received)) return
+      done(null, { bytes: target } as SafetensorsBody)
     })
   })
 }

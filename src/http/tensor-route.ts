@@ -102,7 +102,8 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
     operation.url,
     {
       schema: tensorRouteSchema(operation.docs),
-      onRequest: app.admitRequest,
+      onRequest: app.shedWhenFull,
+      preHandler: app.takeSlot,
       serializerCompiler: stringifyAnswer
     },
     async (request, reply) => {

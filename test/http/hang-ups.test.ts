@@ -35,8 +35,7 @@ async function leaveMidUpload(port: number, type: string, body: Buffer, app: Awa
   const headers = `POST /v1/cross-entropy HTTP/1.1\r\nhost: x\r\ncontent-type: ${type}\r\ncontent-length: ${body.length}\r\n\r\n`
   socket.write(headers)
   socket.write(body.subarray(0, body.length >> 1))
-  // The request is in hand once its route's admission slot is taken.
-  await eventually(() => app.engine.stats().slotsTaken === 1 || app.engine.arena.usedBytes > 0, 'the upload has begun')
+  await eventually(() => app.uploadsInProgress() === 1, 'the upload has begun')
   socket.resetAndDestroy()
 }
 
