@@ -119,29 +119,28 @@ export function crossEntropyRows(
       sumExp += e
       if (e > 0) shiftedSum += e * shifted
     }
-    const logSumExp = max + Math.log(sumExp)
+    // Every log-probability is formed as (x − max) − log Σ, never x − (max + log Σ): beside a
+    // large max (1e20, say), max + log Σ has already lost log Σ.
+    const logSum = Math.log(sumExp)
+    const logSumExp = max + logSum
     if (stats !== null) {
-      stats[row * ROW_STATS + STAT_ENTROPY] = Math.log(sumExp) - shiftedSum / sumExp
+      stats[row * ROW_STATS + STAT_ENTROPY] = logSum - shiftedSum / sumExp
       stats[row * ROW_STATS + STAT_LOG_SUM_EXP] = logSumExp
       stats[row * ROW_STATS + STAT_ARGMAX] = argmax
     }
 
     if (softTargets !== null) {
-      softTargetRow(x, logSumExp, softTargets, base, params, gradients, tokenLoss, nll, row)
+      softTargetRow(x, max, logSum, softTargets, base, params, gradients, tokenLoss, nll, row)
       continue
     }
-    const rowNll = logSumExp - x[target]
+    const rowNll = logSum - (x[target] - max)
     const targetWeight = weight === null ? 1 : weight[target]
     let loss = (1 - labelSmoothing) * targetWeight * rowNll
     if (labelSmoothing > 0) {
-      // Σ_c w_c·(lse − x_c) = W_all·lse − Σ_c w_c·x_c
-      let weightedLogits = 0
-      if (weight === null) {
-        for (let c = 0; c < vocab; c++) weightedLogits += x[c]
-      } else {
-        for (let c = 0; c < vocab; c++) weightedLogits += weight[c] * x[c]
-      }
-      loss += smoothingPerClass * (classWeightSum * logSumExp - weightedLogits)
+      // Σ_c w_c·(lse − x_c) = W_all·log Σ − Σ_c w_c·(x_c − max)
+      let weightedShifted = 0
+      for (let c = 0; c < vocab; c++) weightedShifted += (weight === null ? 1 : weight[c]) * (x[c] - max)
+      loss += smoothingPerClass * (classWeightSum * logSum - weightedShifted)
     }
     tokenLoss[row] = loss
     nll[row] = rowNll
@@ -156,7 +155,7 @@ export function crossEntropyRows(
       const through = (c: number) =>
         softcap > 0 ? (x[c] === Number.NEGATIVE_INFINITY ? 0 : 1 - (x[c] / softcap) ** 2) : 1
       for (let c = 0; c < vocab; c++) {
-        const p = Math.exp(x[c] - logSumExp)
+        const p = Math.exp(x[c] - max - logSum)
         const w = weight === null ? 1 : weight[c]
         gradients[base + c] = (probScale * p - softScale * w) * through(c)
       }
@@ -165,7 +164,7 @@ export function crossEntropyRows(
       // the first rounding error would dwarf the small result.
       const targetWeightedSoft = softScale * (weight === null ? 1 : weight[target])
       gradients[base + target] =
-        (probScale * Math.exp(x[target] - logSumExp) - targetWeightedSoft - hardScale) * through(target)
+        (probScale * Math.exp(x[target] - max - logSum) - targetWeightedSoft - hardScale) * through(target)
     }
   }
   return PLAIN_ROWS_VALID
@@ -179,7 +178,8 @@ export function crossEntropyRows(
  */
 function softTargetRow(
   x: Float64Array,
-  logSumExp: number,
+  max: number,
+  logSum: number,
   softTargets: Float32Array,
   base: number,
   params: CrossEntropyParams,
@@ -197,18 +197,18 @@ function softTargetRow(
     const q = softTargets[base + c]
     const smoothed = (1 - labelSmoothing) * q + labelSmoothing / vocab
     const w = weight === null ? 1 : weight[c]
-    if (smoothed > 0) loss += w * smoothed * (logSumExp - x[c])
-    if (q > 0) plain += q * (logSumExp - x[c])
+    if (smoothed > 0) loss += w * smoothed * (logSum - (x[c] - max))
+    if (q > 0) plain += q * (logSum - (x[c] - max))
     weightedMass += w * smoothed
   }
   tokenLoss[row] = loss
   nll[row] = plain
   if (gradients === null) return
-  const probScale = gradScale * weightedMass + (params.zGrad ?? 0) * logSumExp
+  const probScale = gradScale * weightedMass + (params.zGrad ?? 0) * (max + logSum)
   for (let c = 0; c < vocab; c++) {
     const smoothed = (1 - labelSmoothing) * softTargets[base + c] + labelSmoothing / vocab
     const w = weight === null ? 1 : weight[c]
     const through = softcap > 0 ? (x[c] === Number.NEGATIVE_INFINITY ? 0 : 1 - (x[c] / softcap) ** 2) : 1
-    gradients[base + c] = (probScale * Math.exp(x[c] - logSumExp) - gradScale * w * smoothed) * through
+    gradients[base + c] = (probScale * Math.exp(x[c] - max - logSum) - gradScale * w * smoothed) * through
   }
 }

@@ -67,21 +67,22 @@ export function logprobRows(
       sumExp += e
       if (e > 0) shiftedSum += e * (scaled[c] - max)
     }
-    const logSumExp = max + Math.log(sumExp)
+    // log p = (x − max) − log Σ, never x − (max + log Σ), which loses log Σ beside a large max.
+    const logSum = Math.log(sumExp)
     if (out.targetLogprobs !== null && targets !== null) {
       const target = targets[row]
       if (target === params.ignoreIndex) out.targetLogprobs[row] = 0
       else {
         if (scaled[target] === Number.NEGATIVE_INFINITY) return row
-        out.targetLogprobs[row] = scaled[target] - logSumExp
+        out.targetLogprobs[row] = scaled[target] - max - logSum
       }
     }
-    if (out.entropy !== null) out.entropy[row] = Math.log(sumExp) - shiftedSum / sumExp
+    if (out.entropy !== null) out.entropy[row] = logSum - shiftedSum / sumExp
     if (out.topIds !== null && out.topLogprobs !== null) {
       selectTopK(scaled, topK, heapValues, heapIds)
       for (let k = 0; k < topK; k++) {
         out.topIds[row * topK + k] = heapIds[k]
-        out.topLogprobs[row * topK + k] = heapValues[k] - logSumExp
+        out.topLogprobs[row * topK + k] = heapValues[k] - max - logSum
       }
     }
   }

@@ -308,15 +308,23 @@ export function softcap1 (x: f64, cap: f64): f64 {
 // @ts-ignore: decorator
 @inline
 export function shiftedWeightedSum (row: usize, vocab: i32, dtype: i32, weight: usize, shift: f32): f64 {
-  const s = f32x4.splat(shift)
+  // x − shift is formed in float64: in float32 it overflows to −Inf for logits of opposite signs
+  // near float32's limits (−3e38 − 3e38), where the true sum is finite.
+  const s = f64x2.splat(<f64>shift)
   let low = f64x2.splat(0)
   let high = f64x2.splat(0)
   let i = 0
   for (; i + 4 <= vocab; i += 4) {
-    let v = f32x4.sub(load4(row, i, dtype), s)
-    if (weight != 0) v = f32x4.mul(v, v128.load(weight + (<usize>i << 2)))
-    low = promoteAndAdd(low, v, false)
-    high = promoteAndAdd(high, v, true)
+    const x = load4(row, i, dtype)
+    let dLow = f64x2.sub(f64x2.promote_low_f32x4(x), s)
+    let dHigh = f64x2.sub(f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1)), s)
+    if (weight != 0) {
+      const w = v128.load(weight + (<usize>i << 2))
+      dLow = f64x2.mul(dLow, f64x2.promote_low_f32x4(w))
+      dHigh = f64x2.mul(dHigh, f64x2.promote_low_f32x4(i32x4.shuffle(w, w, 2, 3, 0, 1)))
+    }
+    low = f64x2.add(low, dLow)
+    high = f64x2.add(high, dHigh)
   }
   const acc = f64x2.add(low, high)
   let sum = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)

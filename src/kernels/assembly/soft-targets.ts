@@ -47,6 +47,7 @@ import {
   setAhead,
   shiftedTerm,
   cappedArgmax,
+  softcap1,
   softcap4,
   softcapOf,
   softcapSlope4
@@ -217,6 +218,44 @@ function softSum (row: usize, q: usize, vocab: i32, dtype: i32, capped: bool, ca
   return sum
 }
 
+/**
+ * softSum for one row in float64, scalar: for the rare row whose float32 sums were not finite.
+ * Logits of opposite signs near float32's limits (3e38 and −3e38) make x − max overflow float32,
+ * where the true sums are finite; a masked (−Inf) logit makes them −Inf here too, as it should.
+ */
+function softSumWide (row: usize, q: usize, vocab: i32, dtype: i32, capped: bool, cap: f64, max: f64, weight: usize, out: usize): f64 {
+  let sum: f64 = 0
+  let sq: f64 = 0
+  let sqd: f64 = 0
+  let swq: f64 = 0
+  let swqd: f64 = 0
+  let swd: f64 = 0
+  let sed: f64 = 0
+  for (let i = 0; i < vocab; i++) {
+    const x = capped ? softcap1(load1(row, i, dtype), cap) : load1(row, i, dtype)
+    const d = x - max
+    const e = Math.exp(d)
+    const qc = <f64>load<f32>(q + (<usize>i << 2))
+    const qd = qc > 0 ? qc * d : 0
+    const w: f64 = weight == 0 ? 1 : <f64>load<f32>(weight + (<usize>i << 2))
+    sum += e
+    sq += qc
+    sqd += qd
+    swq += w * qc
+    swqd += w * qd
+    swd += w * d
+    if (e > 0) sed += e * d
+    if (out != 0) store<f32>(out + (<usize>i << 2), <f32>e)
+  }
+  sumQ = sq
+  sumQD = sqd
+  sumWQ = swq
+  sumWQD = swqd
+  sumWD = swd
+  sumED = sed
+  return sum
+}
+
 // @ts-ignore: decorator
 @inline
 function horizontal (low: v128, high: v128): f64 {
@@ -305,6 +344,10 @@ function softRowsOf (call: usize, dtype: i32, capped: bool, rowStart: i32, rowEn
     maxKnown = hasNext
     // A NaN the lookahead passed over makes the sum NaN.
     if (sumExp != sumExp) return r
+    // Sums that overflowed float32 (or met a masked logit) are formed again in float64.
+    if (!isFinite(sumQD + sumWQD + sumWD + sumED)) {
+      sumExp = softSumWide(row, q, vocab, dtype, capped, cap, <f64>max, weight, gradRow)
+    }
     const logSum = Math.log(sumExp)
     const logSumExp = <f64>max + logSum
     let loss = (1 - labelSmoothing) * (sumWQ * logSum - sumWQD)
