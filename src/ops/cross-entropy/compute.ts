@@ -3,6 +3,7 @@ import { CROSS_ENTROPY_CALL, LOGITS_DTYPE, ROW_STATS, STAT_LOG_SUM_EXP, writeCal
 import type { Engine, RunOptions } from '../../engine/engine.js'
 import { firstInvalidRow, invalidRowError } from '../invalid-row.js'
 import { type Analytics, reduceAnalytics } from './analytics.js'
+import { checkFinite } from './finite.js'
 import type { CrossEntropyJob } from './plan.js'
 import { classWeightSum, gradientScale, reduceRows, summarizeTargets } from './reduce.js'
 
@@ -36,6 +37,8 @@ export async function computeCrossEntropy(
       : { count: rows, targetWeightSum: rows }
   // Under mean the z-loss part divides by count, whatever the class weights.
   const zScale = options.reduction === 'mean' ? (summary.count > 0 ? 1 / summary.count : 0) : 1
+  const gradScale = gradientScale(options.reduction, summary)
+  const zGrad = 2 * options.zLoss * zScale
   writeCall(engine.arena.buffer, views.call.byteOffset, CROSS_ENTROPY_CALL, {
     logits: job.logits.byteOffset,
     dtype: LOGITS_DTYPE[job.dtype],
@@ -50,8 +53,8 @@ export async function computeCrossEntropy(
     softTargets: job.softTargets?.byteOffset ?? 0,
     labelSmoothing: options.labelSmoothing,
     classWeightSum: classWeightSum(job.weight, vocab),
-    gradScale: gradientScale(options.reduction, summary),
-    zGrad: 2 * options.zLoss * zScale,
+    gradScale,
+    zGrad,
     softcap: options.softcap
   })
   const entry = job.softTargets === null ? 'hardTargetRows' : 'softTargetRows'
@@ -65,6 +68,7 @@ export async function computeCrossEntropy(
   if (options.zLoss > 0 && views.stats !== null) {
     loss += addZLoss(job, views.tokenLoss, views.stats) * zScale
   }
+  checkFinite(job, loss, views.tokenLoss, views.gradients, gradientBound(job, gradScale, zGrad))
   const analytics =
     views.stats === null || !ANALYTICS_OUTPUTS.some((name) => options.outputs.has(name))
       ? null
@@ -86,6 +90,31 @@ function addZLoss(job: CrossEntropyJob, tokenLoss: Float64Array, stats: Float64A
     sum += term
   }
   return sum
+}
+
+/**
+ * A bound on every |gradient|: p ≤ 1 and the softcap's slope ≤ 1, so |g| ≤ scale·(2·w_max + W)
+ * + |2z·lse| (W = Σ w; the z part with each row's own lse).
+ */
+function gradientBound(job: CrossEntropyJob, gradScale: number, zGrad: number): number {
+  const { weight, views } = job
+  let maxWeight = 1
+  let classWeights = job.shape.vocab
+  if (weight !== null) {
+    maxWeight = 0
+    classWeights = 0
+    for (const w of weight) {
+      if (w > maxWeight) maxWeight = w
+      classWeights += w
+    }
+  }
+  let largestLse = 0
+  if (zGrad !== 0 && views.stats !== null) {
+    for (let row = 0; row < job.shape.rows; row++) {
+      largestLse = Math.max(largestLse, Math.abs(views.stats[row * ROW_STATS + STAT_LOG_SUM_EXP]))
+    }
+  }
+  return Math.abs(gradScale) * (2 * maxWeight + classWeights) + Math.abs(zGrad) * largestLse
 }
 
 /** T for (B, T) targets; every row is one sequence for (N) targets. */
