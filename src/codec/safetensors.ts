@@ -8,6 +8,8 @@
  * kernel's shared memory. The writer builds the header and lists the tensors' bytes as chunks.
  */
 
+import { duplicateKey } from './duplicate-keys.js'
+
 export const DTYPE_SIZES = {
   BOOL: 1,
   U8: 1,
@@ -63,11 +65,21 @@ export function readSafetensors(body: Uint8Array): SafetensorsFile {
   if (length > MAX_HEADER_BYTES) fail(`the header length is ${length} bytes; at most ${MAX_HEADER_BYTES} are accepted`)
 
   let header: unknown
+  let headerText = ''
   try {
     // TextDecoder refuses views of shared memory, so the (small) header is copied out first.
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body.slice(8, 8 + length)))
+    headerText = new TextDecoder('utf-8', { fatal: true }).decode(body.slice(8, 8 + length))
+    header = JSON.parse(headerText)
   } catch (error) {
     fail(`the header is not valid UTF-8 JSON: ${(error as Error).message}`)
+  }
+  const twice = duplicateKey(headerText)
+  if (twice !== undefined) {
+    fail(
+      twice.length === 1
+        ? `the header names tensor "${twice[0]}" twice`
+        : `the header gives "${twice.at(-1)}" twice in "${twice.slice(0, -1).join('.')}"`
+    )
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('the header must be a JSON object')
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import secureJson from 'secure-json-parse'
+import { duplicateTopLevelKey } from '../codec/duplicate-keys.js'
 import { XentErrors } from '../errors.js'
 
 /**
@@ -15,11 +16,19 @@ async function contentTypes(app: FastifyInstance): Promise<void> {
       done(new XentErrors.MALFORMED_JSON('the body is empty'), undefined)
       return
     }
+    let parsed: unknown
     try {
-      done(null, parseJson(body as string))
+      parsed = parseJson(body as string)
     } catch (error) {
       done(new XentErrors.MALFORMED_JSON((error as Error).message), undefined)
+      return
     }
+    const twice = duplicateTopLevelKey(body as string)
+    if (twice !== undefined) {
+      done(new XentErrors.INVALID_REQUEST(`field "${twice}" is given twice; send each field once`), undefined)
+      return
+    }
+    done(null, parsed)
   })
 }
 

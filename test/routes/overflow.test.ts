@@ -31,9 +31,7 @@ describe('answers that would not be finite', () => {
     const res = await postJson({ logits: [[1, 2, 3]], targets: [0], z_loss: 1e308, outputs: ['gradients'] })
     expect(res.statusCode).toBe(400)
     expect(res.json().code).toBe('XENT_INVALID_REQUEST')
-    expect(res.json().message).toMatch(
-      /^z_loss 1e\+308 is too large for logits\[0\]: its logsumexp is 3\.40760/
-    )
+    expect(res.json().message).toMatch(/^z_loss 1e\+308 is too large for logits\[0\]: its logsumexp is 3\.40760/)
     const binary = await postFile('z_loss=1e308', [
       { name: 'logits', dtype: 'F32', shape: [1, 3], data: Float32Array.of(1, 2, 3) },
       { name: 'targets', dtype: 'I32', shape: [1], data: Int32Array.of(0) }
