@@ -6,10 +6,10 @@
  * 1. the kernel on one thread (load/bench-kernel.ts) against memcpy;
  * 2. the pool with 1 and 2 workers on one large batch;
  * 3. where a medium JSON request's time goes, against JSON.parse + JSON.stringify;
- * 4. autocannon against the built server on 127.0.0.1: small JSON (1×32×512), medium JSON
- *    (4×64×1024), and a large safetensors request answered in safetensors (8×256×8192);
- * 5. /v1/logprobs end to end (256×32000, top-8 and entropy, safetensors) against PyTorch doing
- *    the same work on one thread, in turns, when a Python with torch is found.
+ * 4. /v1/logprobs end to end (256×32000, top-8 and entropy, safetensors) against PyTorch doing
+ *    the same work on one thread, in turns, when a Python with torch is found;
+ * 5. autocannon against the built server on 127.0.0.1: small JSON (1×32×512), medium JSON
+ *    (4×64×1024), and a large safetensors request answered in safetensors (8×256×8192).
  *
  * It needs `npm run build` first (the script does it) and curl, targets only loopback, and stops
  * by itself.
@@ -276,6 +276,79 @@ async function leanClientRps(
   return { rps: (1000 * latencies.length) / total, medianMs: median(latencies) }
 }
 
+// /v1/logprobs end to end against PyTorch doing the same work locally, on the fresh server before
+// the load scenarios (whose 67 MB answers leave the heap to be collected for a while): a safetensors request and
+// answer at 256 × 32000 F32 with top-8, entropy and target log-probs, one at a time, taking turns
+// with PyTorch's log_softmax + gather + topk + entropy on one thread (load/torch_floor.py). The
+// client is curl, a separate native process, and the figure is its own time_total: from before
+// the connection to the answer's last byte, the upload of the 33 MB body included.
+const LOGPROBS_ROWS = 256
+const LOGPROBS_VOCAB = 32_000
+const logprobsFile = join(tmpdir(), `xent-bench-logprobs-${process.pid}.safetensors`)
+writeFileSync(
+  logprobsFile,
+  safetensorsBytes([
+    {
+      name: 'logits',
+      dtype: 'F32',
+      shape: [LOGPROBS_ROWS, LOGPROBS_VOCAB],
+      data: Float32Array.from({ length: LOGPROBS_ROWS * LOGPROBS_VOCAB }, () => random() * 16 - 8)
+    },
+    {
+      name: 'targets',
+      dtype: 'I32',
+      shape: [LOGPROBS_ROWS],
+      data: Int32Array.from({ length: LOGPROBS_ROWS }, (_, r) => (r * 7919) % LOGPROBS_VOCAB)
+    }
+  ])
+)
+const curlLogprobs = async () => {
+  const { stdout } = await execFileAsync('curl', [
+    '-s',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code} %{time_total}',
+    '-H',
+    'content-type: application/octet-stream',
+    '-H',
+    'accept: application/octet-stream',
+    '--data-binary',
+    `@${logprobsFile}`,
+    `${server.base}/v1/logprobs?top_k=8&outputs=entropy`
+  ])
+  const [status, seconds] = stdout.split(' ')
+  if (status !== '200') throw new Error(`/v1/logprobs answered ${status}`)
+  return Number(seconds) * 1000
+}
+const logprobsTorch = await startTorchFloor(LOGPROBS_ROWS, LOGPROBS_VOCAB)
+if (logprobsTorch === undefined) {
+  console.log('\n/v1/logprobs against PyTorch: skipped, no python3 with torch found (set XENT_TORCH_PYTHON)')
+} else {
+  const xentMs: number[] = []
+  const torchMs: number[] = []
+  for (let round = 0; round < 33; round++) {
+    const xent = await curlLogprobs()
+    const torch = await logprobsTorch.timeMs('logprobs')
+    if (round >= 3) {
+      xentMs.push(xent)
+      torchMs.push(torch)
+    }
+  }
+  logprobsTorch.close()
+  const ratios = xentMs.map((ms, i) => ms / torchMs[i])
+  const range = (list: number[]) => `${Math.min(...list).toFixed(1)}–${Math.max(...list).toFixed(1)}`
+  console.log(
+    `\n/v1/logprobs 256 × 32000 F32, top-8 + entropy, safetensors both ways, one at a time: xent ${median(xentMs).toFixed(1)} ms (${range(xentMs)}) end to end; PyTorch ${logprobsTorch.version}, one thread, in process: ${median(torchMs).toFixed(1)} ms (${range(torchMs)}); xent / PyTorch ${median(ratios).toFixed(2)} (pairs ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`
+  )
+  report.logprobs_vs_torch = {
+    xent_ms: Number(median(xentMs).toFixed(2)),
+    torch_ms: Number(median(torchMs).toFixed(2)),
+    ratio: Number(median(ratios).toFixed(3))
+  }
+}
+rmSync(logprobsFile)
+
 const large = largeSafetensors()
 const scenarios = [
   {
@@ -351,78 +424,6 @@ rows.push({
   req_per_s: Number(lean.rps.toFixed(2)),
   p50_ms: Math.round(lean.medianMs)
 })
-// /v1/logprobs end to end against PyTorch doing the same work locally: a safetensors request and
-// answer at 256 × 32000 F32 with top-8, entropy and target log-probs, one at a time, taking turns
-// with PyTorch's log_softmax + gather + topk + entropy on one thread (load/torch_floor.py). The
-// client is curl, a separate native process, and the figure is its own time_total: from before
-// the connection to the answer's last byte, the upload of the 33 MB body included.
-const LOGPROBS_ROWS = 256
-const LOGPROBS_VOCAB = 32_000
-const logprobsFile = join(tmpdir(), `xent-bench-logprobs-${process.pid}.safetensors`)
-writeFileSync(
-  logprobsFile,
-  safetensorsBytes([
-    {
-      name: 'logits',
-      dtype: 'F32',
-      shape: [LOGPROBS_ROWS, LOGPROBS_VOCAB],
-      data: Float32Array.from({ length: LOGPROBS_ROWS * LOGPROBS_VOCAB }, () => random() * 16 - 8)
-    },
-    {
-      name: 'targets',
-      dtype: 'I32',
-      shape: [LOGPROBS_ROWS],
-      data: Int32Array.from({ length: LOGPROBS_ROWS }, (_, r) => (r * 7919) % LOGPROBS_VOCAB)
-    }
-  ])
-)
-const curlLogprobs = async () => {
-  const { stdout } = await execFileAsync('curl', [
-    '-s',
-    '-o',
-    '/dev/null',
-    '-w',
-    '%{http_code} %{time_total}',
-    '-H',
-    'content-type: application/octet-stream',
-    '-H',
-    'accept: application/octet-stream',
-    '--data-binary',
-    `@${logprobsFile}`,
-    `${server.base}/v1/logprobs?top_k=8&outputs=entropy`
-  ])
-  const [status, seconds] = stdout.split(' ')
-  if (status !== '200') throw new Error(`/v1/logprobs answered ${status}`)
-  return Number(seconds) * 1000
-}
-const logprobsTorch = await startTorchFloor(LOGPROBS_ROWS, LOGPROBS_VOCAB)
-if (logprobsTorch === undefined) {
-  console.log('\n/v1/logprobs against PyTorch: skipped, no python3 with torch found (set XENT_TORCH_PYTHON)')
-} else {
-  const xentMs: number[] = []
-  const torchMs: number[] = []
-  for (let round = 0; round < 33; round++) {
-    const xent = await curlLogprobs()
-    const torch = await logprobsTorch.timeMs('logprobs')
-    if (round >= 3) {
-      xentMs.push(xent)
-      torchMs.push(torch)
-    }
-  }
-  logprobsTorch.close()
-  const ratios = xentMs.map((ms, i) => ms / torchMs[i])
-  const range = (list: number[]) => `${Math.min(...list).toFixed(1)}–${Math.max(...list).toFixed(1)}`
-  console.log(
-    `\n/v1/logprobs 256 × 32000 F32, top-8 + entropy, safetensors both ways, one at a time: xent ${median(xentMs).toFixed(1)} ms (${range(xentMs)}) end to end; PyTorch ${logprobsTorch.version}, one thread, in process: ${median(torchMs).toFixed(1)} ms (${range(torchMs)}); xent / PyTorch ${median(ratios).toFixed(2)} (pairs ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`
-  )
-  report.logprobs_vs_torch = {
-    xent_ms: Number(median(xentMs).toFixed(2)),
-    torch_ms: Number(median(torchMs).toFixed(2)),
-    ratio: Number(median(ratios).toFixed(3))
-  }
-}
-rmSync(logprobsFile)
-
 // The medium JSON request, one at a time: the server's own account of each request (Fastify's
 // responseTime, from its arrival to the last byte of the answer handed to the socket), against
 // JSON.parse + JSON.stringify of the same body and answer, measured again just before and after.
