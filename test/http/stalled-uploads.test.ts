@@ -87,6 +87,13 @@ describe('stalled uploads', () => {
     }
   )
 
+  it('are cut at REQUEST_TIMEOUT_MS when it is the shorter: it covers the upload too', async () => {
+    const app = await build({ REQUEST_TIMEOUT_MS: 300, UPLOAD_TIMEOUT_MS: 600_000 })
+    const answer = await answerOn(await stall(await listen(app), JSON_TYPE, 1000, Buffer.from('{"logits": [[1,')))
+    expect(answer.status).toBe(408)
+    expect(answer.body.code).toBe('XENT_UPLOAD_TIMEOUT')
+  })
+
   it('hold kernel memory only once half the declared body has come, and give it back at the deadline', async () => {
     const app = await build({ UPLOAD_TIMEOUT_MS: 1000 })
     const port = await listen(app)
