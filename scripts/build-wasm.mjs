@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The WebAssembly kernel is built from src/kernel/assembly by AssemblyScript's asc, and the result
+// The WebAssembly kernel is built from src/kernels/assembly by AssemblyScript's asc, and the result
 // is committed as wasm/kernels.wasm, beside wasm/kernels.json: the SHA-256 of everything the build
 // reads (the kernel sources, asc's and Binaryen's versions, the flags) and of the wasm it gave.
 // So a fresh clone starts without a compiler run, and nothing is rebuilt when its inputs have not
