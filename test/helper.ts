@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs'
+import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import pino from 'pino'
 import { afterAll, onTestFinished } from 'vitest'
 import { type AppConfig, type AppOptions, appConfig, buildApp } from '../src/app.js'
 import { type Dtype, readSafetensors, type TensorToWrite, writeSafetensors } from '../src/codec/safetensors.js'
@@ -114,4 +116,23 @@ export function readSafetensorsAnswer(
     answer[name] = { dtype: info.dtype, shape: info.shape, values }
   }
   return answer
+}
+
+/** One metric's value as /metrics serves it (`name` with its labels, as the line starts); 0 when absent. */
+export async function metricValue(app: FastifyInstance, name: string): Promise<number> {
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `))
+  return line === undefined ? 0 : Number(line.split(' ')[1])
+}
+
+/** A pino logger whose lines the test keeps, parsed, in `lines`. */
+export function keptLogs(level = 'info'): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = []
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line))
+      done()
+    }
+  })
+  return { logger: pino({ level, redact: ['req.headers.authorization'] }, sink), lines }
 }

@@ -1,7 +1,5 @@
-import { Writable } from 'node:stream'
-import pino from 'pino'
 import { describe, expect, it } from 'vitest'
-import { build } from '../helper.js'
+import { build, keptLogs } from '../helper.js'
 
 const small = { logits: [[1, 2, 3]], targets: [2] }
 const post = (headers: Record<string, string> = {}) => ({
@@ -172,14 +170,7 @@ describe('RATE_LIMIT_PER_MIN', () => {
 describe('request ids', () => {
   /** An app whose log lines are kept. */
   async function logged() {
-    const lines: Array<Record<string, unknown>> = []
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line))
-        done()
-      }
-    })
-    const logger = pino({ level: 'info', redact: ['req.headers.authorization'] }, sink)
+    const { logger, lines } = keptLogs()
     const app = await build({}, { fastify: { loggerInstance: logger } })
     return { app, lines }
   }

@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { Barrier, eventually, faultsByRequestId } from '../faults.js'
-import { build } from '../helper.js'
+import { build, metricValue } from '../helper.js'
 
 const batch = (rows: number) => ({
   logits: Array.from({ length: rows }, (_, r) => [r % 3, 1, 2, 3]),
@@ -15,12 +15,6 @@ const post = (body: unknown, requestId?: string) => ({
   headers: requestId === undefined ? {} : { 'x-request-id': requestId },
   payload: body as Record<string, unknown>
 })
-
-const metric = async (app: Awaited<ReturnType<typeof build>>, name: string) => {
-  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `))
-  return line === undefined ? 0 : Number(line.split(' ')[1])
-}
 
 describe('a worker that fails fails only its own request', () => {
   it.each([
@@ -76,15 +70,15 @@ describe('a client that hangs up cancels its work', () => {
     await barrier.arrived()
     hangUp()
     await eventually(
-      async () => (await metric(app, 'xent_cancelled_tasks_total{stage="running"}')) === 1,
+      async () => (await metricValue(app, 'xent_cancelled_tasks_total{stage="running"}')) === 1,
       'the running task is cancelled'
     )
     barrier.release()
     await eventually(() => app.engine.stats().running === 0 && app.engine.arena.usedBytes === 0, 'its memory is freed')
-    expect(await metric(app, 'xent_elements_processed_total')).toBe(0)
+    expect(await metricValue(app, 'xent_elements_processed_total')).toBe(0)
     const next = await app.inject(post(batch(4)))
     expect(next.statusCode).toBe(200)
-    expect(await metric(app, 'xent_elements_processed_total')).toBe(16)
+    expect(await metricValue(app, 'xent_elements_processed_total')).toBe(16)
   })
 
   it('drops queued work before it runs', async () => {
@@ -99,13 +93,13 @@ describe('a client that hangs up cancels its work', () => {
     await eventually(() => app.engine.stats().queued === 1, 'the second request waits in the queue')
     hangUp()
     await eventually(
-      async () => (await metric(app, 'xent_cancelled_tasks_total{stage="queued"}')) === 1,
+      async () => (await metricValue(app, 'xent_cancelled_tasks_total{stage="queued"}')) === 1,
       'the queued task is cancelled'
     )
     barrier.release()
     expect((await holder).statusCode).toBe(200)
     expect((await app.inject(post(batch(4)))).statusCode).toBe(200)
-    expect(await metric(app, 'xent_cancelled_tasks_total{stage="running"}')).toBe(0)
+    expect(await metricValue(app, 'xent_cancelled_tasks_total{stage="running"}')).toBe(0)
     await eventually(() => app.engine.arena.usedBytes === 0, 'every request’s memory is freed')
   })
 })

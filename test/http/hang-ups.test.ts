@@ -1,30 +1,16 @@
 import { connect } from 'node:net'
-import { Writable } from 'node:stream'
-import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { eventually } from '../faults.js'
-import { build, safetensorsFile } from '../helper.js'
+import { build, keptLogs, metricValue, safetensorsFile } from '../helper.js'
 
 // A client that hangs up part-way through its upload has done nothing wrong on our side: the
 // rejection is counted as client_closed, logged at info, and never called internal.
 
 async function loggedApp() {
-  const lines: Array<Record<string, unknown>> = []
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line))
-      done()
-    }
-  })
-  const app = await build({}, { fastify: { loggerInstance: pino({ level: 'info' }, sink) } })
+  const { logger, lines } = keptLogs()
+  const app = await build({}, { fastify: { loggerInstance: logger } })
   const url = new URL(await app.listen({ host: '127.0.0.1', port: 0 }))
   return { app, lines, port: Number(url.port) }
-}
-
-const metric = async (app: Awaited<ReturnType<typeof build>>, name: string) => {
-  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `))
-  return line === undefined ? 0 : Number(line.split(' ')[1])
 }
 
 /** Sends the headers and the first half of `body`, then resets the connection once the server has read them. */
@@ -53,11 +39,11 @@ describe('a client that hangs up mid-upload', () => {
     const { app, lines, port } = await loggedApp()
     await leaveMidUpload(port, type, body, app)
     await eventually(
-      async () => (await metric(app, 'xent_rejections_total{reason="client_closed"}')) === 1,
+      async () => (await metricValue(app, 'xent_rejections_total{reason="client_closed"}')) === 1,
       'the hang-up is counted'
     )
     await eventually(() => app.engine.arena.usedBytes === 0 && app.engine.stats().slotsTaken === 0, 'all is given back')
-    expect(await metric(app, 'xent_rejections_total{reason="bad_input"}')).toBe(0)
+    expect(await metricValue(app, 'xent_rejections_total{reason="bad_input"}')).toBe(0)
     expect(lines.filter((line) => (line.level as number) >= 50)).toEqual([])
     const closed = lines.filter((line) => line.code === 'XENT_CLIENT_CLOSED')
     expect(closed).toHaveLength(1)

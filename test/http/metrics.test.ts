@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Barrier, faultsByRequestId } from '../faults.js'
-import { build } from '../helper.js'
+import { build, metricValue } from '../helper.js'
 
 describe('GET /metrics', () => {
   it('serves Prometheus text with durations, the pool, elements processed and rejections by reason', async () => {
@@ -59,11 +59,7 @@ describe('GET /metrics', () => {
     const barrier = new Barrier()
     faults.set('held', barrier.hold())
     const app = await build({ POOL_THREADS: 1, MAX_QUEUE: 3 }, { faults: faults.source })
-    const gauge = async (name: string) => {
-      const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
-      const line = text.split('\n').find((l) => l.startsWith(`${name} `))
-      return Number(line?.split(' ')[1])
-    }
+    const gauge = (name: string) => metricValue(app, name)
     expect(await gauge('xent_kernel_memory_used_bytes')).toBe(0)
     expect(await gauge('xent_kernel_memory_capacity_bytes')).toBe(app.engine.arena.capacity)
     expect(await gauge('xent_admission_slots')).toBe(4)
