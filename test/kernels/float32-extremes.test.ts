@@ -223,4 +223,98 @@ describe.each(KERNELS)('%s kernel at float32’s extremes', (_name, kind) => {
       { numRuns: 300 }
     )
   })
+
+  it('agrees with the reference for any softcap in [1e-30, 1e30] and temperature in [0.1, 1e30]', async () => {
+    const scaleArb = fc
+      .integer({ min: -30, max: 30 })
+      .chain((exponent) => fc.constantFrom(1, 3, 7).map((mantissa) => Number(`${mantissa}e${exponent}`)))
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.array(
+            fc.integer({ min: -200, max: 200 }).map((k) => k / 4),
+            { minLength: 6, maxLength: 6 }
+          ),
+          {
+            minLength: 1,
+            maxLength: 3
+          }
+        ),
+        scaleArb.filter((x) => x <= 1e30),
+        // Below 0.1 a temperature magnifies float32's rounding of the capped logits past the
+        // fixtures' tolerance (as it does PyTorch's): those are held to finite answers next.
+        scaleArb.filter((x) => x >= 0.1 && x <= 1e30),
+        async (logits, softcap, temperature) => {
+          const targets = logits.map((_, r) => r % 6)
+          const memory = openMemory()
+          try {
+            const engine = localEngine(kind)
+            const job = decodeLogprobsJson(
+              { logits, targets, softcap, temperature, top_k: 3, outputs: ['entropy'] },
+              memory,
+              engine
+            )
+            const result = await computeLogprobs(engine, job)
+            const expected = referenceLogprobs(logits, targets, { softcap, temperature, topK: 3, ignoreIndex: -100 })
+            expect(Array.from(result.topIds ?? [])).toEqual(expected.topIds.flat())
+            expectArrayClose(Array.from(result.targetLogprobs ?? []), expected.targetLogprobs, 'target')
+            expectArrayClose(Array.from(result.entropy ?? []), expected.entropy, 'entropy')
+          } finally {
+            memory.release()
+          }
+          const ceMemory = openMemory()
+          try {
+            const engine = localEngine(kind)
+            const job = decodeCrossEntropyJson(
+              { logits, targets, softcap, outputs: ['token_losses', 'gradients'] },
+              ceMemory,
+              engine
+            )
+            const result = await computeCrossEntropy(engine, job)
+            const expected = referenceCrossEntropy({
+              logits,
+              targets,
+              ignoreIndex: -100,
+              labelSmoothing: 0,
+              reduction: 'mean',
+              softcap
+            })
+            expectLossesMatch({ ...result, gradients: result.gradients as Float32Array }, expected, 'mean')
+            expect((result.gradients as Float32Array).every(Number.isFinite)).toBe(true)
+          } finally {
+            ceMemory.release()
+          }
+        }
+      ),
+      { numRuns: 400 }
+    )
+  })
+
+  it('answers finite numbers for any temperature down to 1e-30, however far apart the logits', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        extremeArb,
+        fc.integer({ min: -30, max: -1 }).map((exponent) => Number(`1e${exponent}`)),
+        async (problem, temperature) => {
+          const memory = openMemory()
+          try {
+            const engine = localEngine(kind)
+            const topK = Math.min(4, problem.logits[0].length)
+            const job = decodeLogprobsJson(
+              { logits: problem.logits, targets: problem.targets, temperature, top_k: topK, outputs: ['entropy'] },
+              memory,
+              engine
+            )
+            const result = await computeLogprobs(engine, job)
+            for (const values of [result.targetLogprobs, result.topLogprobs, result.entropy]) {
+              expect(Array.from(values ?? []).every(Number.isFinite)).toBe(true)
+            }
+          } finally {
+            memory.release()
+          }
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
 })

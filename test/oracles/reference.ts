@@ -183,7 +183,9 @@ export function referenceLogprobs(
     )
     const logp = logSoftmax(scaled)
     if (targets !== null) result.targetLogprobs.push(targets[i] === options.ignoreIndex ? 0 : logp[targets[i]])
-    const order = logp.map((_, c) => c).sort((a, b) => logp[b] - logp[a] || a - b)
+    // Ranked by the scaled logits, the exact order of the log-probabilities: a large temperature
+    // can round two different log-probabilities to one double, which is not a tie.
+    const order = logp.map((_, c) => c).sort((a, b) => scaled[b] - scaled[a] || a - b)
     result.topIds.push(order.slice(0, options.topK))
     result.topLogprobs.push(order.slice(0, options.topK).map((c) => logp[c]))
     result.entropy.push(-logp.reduce((sum, lp) => (lp === Number.NEGATIVE_INFINITY ? sum : sum + Math.exp(lp) * lp), 0))

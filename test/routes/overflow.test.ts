@@ -89,4 +89,33 @@ describe('answers that would not be finite', () => {
     ])
     expect(zeroThere.statusCode).toBe(200)
   })
+
+  it('refuses a softcap or temperature outside [1e-30, 1e30], where float32 breaks down (nulls before)', async () => {
+    for (const softcap of [1e-45, 1e-31, 1e31, 3.5e38]) {
+      const res = await postJson({ logits: [[1, 2, 3]], targets: [0], softcap, outputs: ['gradients'] })
+      expect(res.statusCode).toBe(400)
+      expect(res.json().message).toBe(`softcap is ${softcap}; it must be between 1e-30 and 1e+30`)
+    }
+    const logprobs = (payload: Record<string, unknown>) =>
+      app.inject({ method: 'POST', url: '/v1/logprobs', payload: { logits: [[1, 2, 3]], top_k: 2, ...payload } })
+    expect((await logprobs({ temperature: 1e-45 })).json().message).toBe(
+      'temperature is 1e-45; it must be between 1e-30 and 1e+30'
+    )
+    expect((await logprobs({ softcap: 1e300 })).json().message).toBe(
+      'softcap is 1e+300; it must be between 1e-30 and 1e+30'
+    )
+    const query = await app.inject({
+      method: 'POST',
+      url: '/v1/logprobs?top_k=1&temperature=1e-31',
+      headers: { 'content-type': OCTET },
+      payload: safetensorsFile([{ name: 'logits', dtype: 'F32', shape: [1, 3], data: Float32Array.of(1, 2, 3) }])
+    })
+    expect(query.statusCode).toBe(400)
+    expect(query.json().message).toBe('temperature is 1e-31; it must be between 1e-30 and 1e+30')
+    // The bounds themselves are taken, with numbers where numbers are promised.
+    const edge = await postJson({ logits: [[1, 2, 3]], targets: [0], softcap: 1e-30, outputs: ['gradients'] })
+    expect(edge.statusCode).toBe(200)
+    expect((edge.json().gradients as number[][]).flat().every(Number.isFinite)).toBe(true)
+    expect((await logprobs({ temperature: 1e30, softcap: 1e30 })).statusCode).toBe(200)
+  })
 })

@@ -163,11 +163,12 @@ function shifted4 (x: v128, capped: bool, scaled: bool, cap: f32, invCap: f32, i
  */
 // @ts-ignore: decorator
 @inline
-function logprobSum (row: usize, vocab: i32, dtype: i32, capped: bool, scaled: bool, cap: f32, invT: f32, top: f32, topK: i32, clamp: bool, next: usize, lookahead: bool): f64 {
+function logprobSum (row: usize, vocab: i32, dtype: i32, capped: bool, scaled: bool, cap: f32, capF64: f64, invT: f32, top: f32, topK: i32, clamp: bool, next: usize, lookahead: bool): f64 {
   let aheadHigh = f32x4.splat(-Infinity)
   let aheadLow = f32x4.splat(Infinity)
   const invCap: f32 = capped ? 1 / cap : 0
-  const capF64 = <f64>cap
+  // The heap ranks by the cap as the request gave it (capF64), as the seeding of the heap does:
+  // the float32 cap would rank equal logits apart.
   const shift = f32x4.splat(top)
   let sumLow = f64x2.splat(0)
   let sumHigh = f64x2.splat(0)
@@ -290,12 +291,12 @@ function logprobRowsOf (call: usize, dtype: i32, capped: bool, scaled: bool, row
     let sumExp: f64
     if (hasNext) {
       sumExp = clamp
-        ? logprobSum(row, vocab, dtype, capped, scaled, <f32>cap, <f32>invT, top, topK, true, next, true)
-        : logprobSum(row, vocab, dtype, capped, scaled, <f32>cap, <f32>invT, top, topK, false, next, true)
+        ? logprobSum(row, vocab, dtype, capped, scaled, <f32>cap, cap, <f32>invT, top, topK, true, next, true)
+        : logprobSum(row, vocab, dtype, capped, scaled, <f32>cap, cap, <f32>invT, top, topK, false, next, true)
     } else {
       sumExp = clamp
-        ? logprobSum(row, vocab, dtype, capped, scaled, <f32>cap, <f32>invT, top, topK, true, 0, false)
-        : logprobSum(row, vocab, dtype, capped, scaled, <f32>cap, <f32>invT, top, topK, false, 0, false)
+        ? logprobSum(row, vocab, dtype, capped, scaled, <f32>cap, cap, <f32>invT, top, topK, true, 0, false)
+        : logprobSum(row, vocab, dtype, capped, scaled, <f32>cap, cap, <f32>invT, top, topK, false, 0, false)
     }
     maxKnown = hasNext
     // A NaN the lookahead passed over makes the sum NaN.

@@ -7,6 +7,7 @@ import {
   type Reduction
 } from '../../../schemas/cross-entropy.js'
 import { XentErrors } from '../../errors.js'
+import { checkScale } from '../scale.js'
 
 /** A cross-entropy request's options, every default applied, whichever format they came in. */
 export interface CrossEntropyOptions {
@@ -62,6 +63,7 @@ export function normalizeOptions(raw: RawOptions): CrossEntropyOptions {
   if (raw.softcap !== undefined && !(softcap > 0 && Number.isFinite(softcap))) {
     throw new XentErrors.INVALID_REQUEST(`softcap is ${shown('softcap')}; it must be a finite number > 0`)
   }
+  if (raw.softcap !== undefined) checkScale('softcap', softcap, shown('softcap'))
   const names = raw.outputs ?? ['token_losses']
   const outputs = new Set(names as OutputName[])
   if (outputs.size !== names.length) {

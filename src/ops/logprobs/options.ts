@@ -1,6 +1,7 @@
 import { DEFAULT_IGNORE_INDEX } from '../../../schemas/cross-entropy.js'
 import { type LogprobsQuery, type LogprobsRequest, MAX_TOP_K } from '../../../schemas/logprobs.js'
 import { XentErrors } from '../../errors.js'
+import { checkScale } from '../scale.js'
 
 /** A logprobs request's options, every default applied, whichever format they came in. */
 export interface LogprobsOptions {
@@ -39,6 +40,7 @@ function normalizeOptions(raw: RawOptions): LogprobsOptions {
     if (!(value > 0 && Number.isFinite(value))) {
       throw new XentErrors.INVALID_REQUEST(`${name} is ${shown(name)}; it must be a finite number > 0`)
     }
+    checkScale(name, value, shown(name))
     return value
   }
   const softcap = raw.softcap === undefined ? 0 : positive('softcap', 0)
