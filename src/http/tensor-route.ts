@@ -75,6 +75,18 @@ function refuseQueryForJson(query: object, allowed: readonly string[]): void {
   }
 }
 
+/**
+ * A query parameter given twice (`?z_loss=0.1&z_loss=1`) is ambiguous, like a JSON field given
+ * twice: refused, naming it, before the schema would call it an array.
+ */
+async function refuseRepeatedQuery(request: FastifyRequest): Promise<void> {
+  for (const [name, value] of Object.entries(request.query as Record<string, unknown>)) {
+    if (Array.isArray(value)) {
+      throw new XentErrors.INVALID_REQUEST(`query parameter "${name}" is given ${value.length} times; send it once`)
+    }
+  }
+}
+
 const ANSWER_TYPES = ['application/json', SAFETENSORS]
 
 /**
@@ -103,6 +115,7 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
     {
       schema: tensorRouteSchema(operation.docs),
       onRequest: app.shedWhenFull,
+      preValidation: refuseRepeatedQuery,
       preHandler: app.takeSlot,
       serializerCompiler: stringifyAnswer
     },

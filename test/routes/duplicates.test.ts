@@ -70,4 +70,18 @@ describe('fields given twice', () => {
       'The body is not a valid safetensors request: the header gives "dtype" twice in "logits"'
     )
   })
+
+  it('a query parameter given twice gets 400 naming it', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy?z_loss=0.1&z_loss=1e308',
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: fileWithHeader('{}', 0)
+    })
+    expect(res.statusCode).toBe(400)
+    expect(res.json()).toMatchObject({
+      code: 'XENT_INVALID_REQUEST',
+      message: 'query parameter "z_loss" is given 2 times; send it once'
+    })
+  })
 })
