@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import type { Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
@@ -135,4 +136,12 @@ export function keptLogs(level = 'info'): { logger: pino.Logger; lines: Array<Re
     }
   })
   return { logger: pino({ level, redact: ['req.headers.authorization'] }, sink), lines }
+}
+
+/** Everything the server sends on a raw socket until it closes it: the status and the JSON body. */
+export async function readRawAnswer(socket: Socket): Promise<{ status: number; body: Record<string, unknown> }> {
+  const chunks: Buffer[] = []
+  for await (const chunk of socket) chunks.push(chunk as Buffer)
+  const [head, body] = Buffer.concat(chunks).toString('latin1').split('\r\n\r\n', 2)
+  return { status: Number(head.split(' ')[1]), body: JSON.parse(body) }
 }

@@ -26,6 +26,12 @@ function isKey(text: string, close: number): boolean {
   return text[i] === ':'
 }
 
+/** The key whose quotes are at `open` and `close`, as JSON.parse reads it (escapes and all). */
+function keyAt(text: string, open: number, close: number): string {
+  const raw = text.slice(open, close + 1)
+  return raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1)
+}
+
 /** The first key given twice in any object of `text` (valid JSON), as its path; undefined when none is. */
 export function duplicateKey(text: string): string[] | undefined {
   // Per open container: its keys so far (an object) or null (an array); and the key each sits under.
@@ -41,8 +47,7 @@ export function duplicateKey(text: string): string[] | undefined {
       STRUCTURE.lastIndex = close + 1
       const container = keys.at(-1)
       if (container instanceof Set && isKey(text, close)) {
-        const raw = text.slice(at, close + 1)
-        const key = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1)
+        const key = keyAt(text, at, close)
         if (container.has(key)) return [...path, key]
         container.add(key)
         pending = key
@@ -75,8 +80,7 @@ export function duplicateTopLevelKey(text: string): string | undefined {
   for (let open = text.indexOf('"'); open !== -1; ) {
     const close = closingQuote(text, open)
     if (isKey(text, close)) {
-      const raw = text.slice(open, close + 1)
-      const key = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1)
+      const key = keyAt(text, open, close)
       if (seen.has(key)) return key
       seen.add(key)
     }

@@ -5,7 +5,7 @@ import { ControlWords } from './control.js'
 import { QueueFullError, ShuttingDownError, TooManyElementsError, WorkerFailedError } from './errors.js'
 import type { Fault, FaultSource } from './faults.js'
 import { kernelModule } from './kernels.js'
-import { ArenaFullError, KernelArena } from './memory.js'
+import { KernelArena } from './memory.js'
 import { f32, f64, i32, u8 } from './plan.js'
 import { type CancelledStage, partitionRows, runRanges } from './ranges.js'
 import { RequestMemory } from './request.js'
@@ -156,7 +156,7 @@ export function createEngine(options: EngineOptions): Engine {
     maxElements,
     admit({ elements, shape, bytes }) {
       if (elements > maxElements) throw new TooManyElementsError(elements, maxElements, shape)
-      if (bytes > arena.capacity) throw new ArenaFullError(bytes)
+      arena.requireCapacity(bytes)
     },
     openRequest: () => new RequestMemory(arena),
     run(memory, entry, call, rows, vocab, runOptions = {}) {

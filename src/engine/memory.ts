@@ -62,9 +62,6 @@ export class KernelArena {
     if (bytes > this.capacity) throw new ArenaFullError(bytes)
   }
 
-  /** requireCapacity as an Admission, for callers with no element limit of their own (tests, benchmarks). */
-  readonly admit = (size: { bytes: number }): void => this.requireCapacity(size.bytes)
-
   /** A new allocation group: everything one request needs, freed together. */
   group(): ArenaGroup {
     return new ArenaGroup(this.pool, this.buffer)

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import { XentErrors } from '../errors.js'
+import { errorBody } from './errors.js'
 
 /**
  * Requests Node's HTTP parser refuses before Fastify sees them (a bad Content-Length,
@@ -41,12 +42,7 @@ export function clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoExc
   const metrics = (this as Partial<FastifyInstance>).metrics
   metrics?.rejections.inc({ reason: statusCode === 431 ? 'too_large' : statusCode === 408 ? 'timeout' : 'bad_input' })
   if (socket.writable) {
-    const body = JSON.stringify({
-      statusCode,
-      code: answer.code,
-      error: STATUS_CODES[statusCode],
-      message: answer.message
-    })
+    const body = JSON.stringify(errorBody(statusCode, answer.code, answer.message))
     socket.write(
       `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`

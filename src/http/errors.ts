@@ -59,14 +59,14 @@ async function errorHandling(app: FastifyInstance): Promise<void> {
     if (statusCode >= 500 && translated.code?.startsWith('XENT_') !== true) {
       request.log.error({ err: error }, 'request failed')
       const internal = new XentErrors.INTERNAL(request.id)
-      return reply.code(500).send(body(500, internal.code, internal.message))
+      return reply.code(500).send(errorBody(500, internal.code, internal.message))
     }
-    return reply.code(statusCode).send(body(statusCode, translated.code, translated.message))
+    return reply.code(statusCode).send(errorBody(statusCode, translated.code, translated.message))
   })
 
   app.setNotFoundHandler((request, reply) => {
     const error = new XentErrors.NOT_FOUND(request.method, request.url.split('?')[0])
-    return reply.code(404).send(body(404, error.code, error.message))
+    return reply.code(404).send(errorBody(404, error.code, error.message))
   })
 }
 
@@ -121,7 +121,8 @@ function translate(error: FastifyError, contentType: string | undefined, bodyLim
   }
 }
 
-function body(statusCode: number, code: string, message: string) {
+/** The JSON body of every error answer: `{statusCode, code, error, message}`. */
+export function errorBody(statusCode: number, code: string, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
 }
 

@@ -1,6 +1,6 @@
 import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { build } from '../helper.js'
+import { build, readRawAnswer } from '../helper.js'
 
 // Requests Node's HTTP parser refuses before any route sees them still get a coded JSON answer.
 
@@ -9,11 +9,7 @@ async function raw(port: number, request: string): Promise<{ status: number; bod
   const socket = connect(port, '127.0.0.1')
   socket.on('error', () => {})
   socket.write(request)
-  const chunks: Buffer[] = []
-  for await (const chunk of socket) chunks.push(chunk as Buffer)
-  const text = Buffer.concat(chunks).toString('latin1')
-  const [head, body] = text.split('\r\n\r\n', 2)
-  return { status: Number(head.split(' ')[1]), body: JSON.parse(body) }
+  return readRawAnswer(socket)
 }
 
 const body = '{"logits":[[1,2]],"targets":[0]}'

@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { eventually } from '../faults.js'
-import { build, safetensorsFile } from '../helper.js'
+import { build, readRawAnswer, safetensorsFile } from '../helper.js'
 
 // Uploads that stall hold nothing scarce: no admission slot (taken once the body has arrived) and
 // no kernel memory until half their declared body has come; and every upload has a deadline.
@@ -21,14 +21,6 @@ async function stall(port: number, type: string, declared: number, sent: Buffer)
   )
   socket.write(sent)
   return socket
-}
-
-/** Everything the server sends on `socket` until it closes it. */
-async function answerOn(socket: Socket): Promise<{ status: number; body: Record<string, unknown> }> {
-  const chunks: Buffer[] = []
-  for await (const chunk of socket) chunks.push(chunk as Buffer)
-  const [head, body] = Buffer.concat(chunks).toString('latin1').split('\r\n\r\n', 2)
-  return { status: Number(head.split(' ')[1]), body: JSON.parse(body) }
 }
 
 const listen = async (app: App) => Number(new URL(await app.listen({ host: '127.0.0.1', port: 0 })).port)
@@ -77,7 +69,7 @@ describe('stalled uploads', () => {
     async (_name, type, declared, sent) => {
       const app = await build({ UPLOAD_TIMEOUT_MS: 300 })
       const socket = await stall(await listen(app), type, declared, sent)
-      const answer = await answerOn(socket)
+      const answer = await readRawAnswer(socket)
       expect(answer.status).toBe(408)
       expect(answer.body).toMatchObject({ statusCode: 408, code: 'XENT_UPLOAD_TIMEOUT' })
       await eventually(() => app.uploadsInProgress() === 0, 'the upload is forgotten')
@@ -89,7 +81,7 @@ describe('stalled uploads', () => {
 
   it('are cut at REQUEST_TIMEOUT_MS when it is the shorter: it covers the upload too', async () => {
     const app = await build({ REQUEST_TIMEOUT_MS: 300, UPLOAD_TIMEOUT_MS: 600_000 })
-    const answer = await answerOn(await stall(await listen(app), JSON_TYPE, 1000, Buffer.from('{"logits": [[1,')))
+    const answer = await readRawAnswer(await stall(await listen(app), JSON_TYPE, 1000, Buffer.from('{"logits": [[1,')))
     expect(answer.status).toBe(408)
     expect(answer.body.code).toBe('XENT_UPLOAD_TIMEOUT')
   })
@@ -100,7 +92,7 @@ describe('stalled uploads', () => {
     const declared = 8_000_000
     const socket = await stall(port, OCTET, declared, Buffer.alloc(declared / 2 + 10))
     await eventually(() => app.engine.arena.usedBytes >= declared, 'half the body reserves the whole')
-    const answer = await answerOn(socket)
+    const answer = await readRawAnswer(socket)
     expect(answer.body.code).toBe('XENT_UPLOAD_TIMEOUT')
     await eventually(() => app.engine.arena.usedBytes === 0, 'the memory is given back')
   })

@@ -38,6 +38,7 @@ export async function computeCrossEntropy(
   // Under mean the z-loss part divides by count, whatever the class weights.
   const zScale = options.reduction === 'mean' ? (summary.count > 0 ? 1 / summary.count : 0) : 1
   const gradScale = gradientScale(options.reduction, summary)
+  const weightSum = classWeightSum(job.weight, vocab)
   const zGrad = 2 * options.zLoss * zScale
   writeCall(engine.arena.buffer, views.call.byteOffset, CROSS_ENTROPY_CALL, {
     logits: job.logits.byteOffset,
@@ -52,7 +53,7 @@ export async function computeCrossEntropy(
     stats: views.stats?.byteOffset ?? 0,
     softTargets: job.softTargets?.byteOffset ?? 0,
     labelSmoothing: options.labelSmoothing,
-    classWeightSum: classWeightSum(job.weight, vocab),
+    classWeightSum: weightSum,
     gradScale,
     zGrad,
     softcap: options.softcap
@@ -68,7 +69,7 @@ export async function computeCrossEntropy(
   if (options.zLoss > 0 && views.stats !== null) {
     loss += addZLoss(job, views.tokenLoss, views.stats) * zScale
   }
-  checkFinite(job, loss, views.tokenLoss, views.gradients, gradientBound(job, gradScale, zGrad))
+  checkFinite(job, loss, views.tokenLoss, views.gradients, gradientBound(job, weightSum, gradScale, zGrad))
   const analytics =
     views.stats === null || !ANALYTICS_OUTPUTS.some((name) => options.outputs.has(name))
       ? null
@@ -96,17 +97,12 @@ function addZLoss(job: CrossEntropyJob, tokenLoss: Float64Array, stats: Float64A
  * A bound on every |gradient|: p ≤ 1 and the softcap's slope ≤ 1, so |g| ≤ scale·(2·w_max + W)
  * + |2z·lse| (W = Σ w; the z part with each row's own lse).
  */
-function gradientBound(job: CrossEntropyJob, gradScale: number, zGrad: number): number {
+function gradientBound(job: CrossEntropyJob, weightSum: number, gradScale: number, zGrad: number): number {
   const { weight, views } = job
   let maxWeight = 1
-  let classWeights = job.shape.vocab
   if (weight !== null) {
     maxWeight = 0
-    classWeights = 0
-    for (const w of weight) {
-      if (w > maxWeight) maxWeight = w
-      classWeights += w
-    }
+    for (const w of weight) maxWeight = Math.max(maxWeight, w)
   }
   let largestLse = 0
   if (zGrad !== 0 && views.stats !== null) {
@@ -114,7 +110,7 @@ function gradientBound(job: CrossEntropyJob, gradScale: number, zGrad: number): 
       largestLse = Math.max(largestLse, Math.abs(views.stats[row * ROW_STATS + STAT_LOG_SUM_EXP]))
     }
   }
-  return Math.abs(gradScale) * (2 * maxWeight + classWeights) + Math.abs(zGrad) * largestLse
+  return Math.abs(gradScale) * (2 * maxWeight + weightSum) + Math.abs(zGrad) * largestLse
 }
 
 /** T for (B, T) targets; every row is one sequence for (N) targets. */
