@@ -91,6 +91,87 @@ export const LOGPROBS_CALL = {
   }
 } satisfies CallLayout<string>
 
+/** jsonIndex: one task lists a JSON body's fields and where each innermost array begins. */
+export const JSON_INDEX_CALL = {
+  prefix: 'IX_',
+  bytes: 32,
+  fields: {
+    text: u32(0),
+    length: u32(4),
+    /** ENTRY_WORDS int32s a field (see ENTRY). */
+    entries: u32(8),
+    maxEntries: i32(12),
+    /** A u32 text offset an innermost array. */
+    rowStarts: u32(16),
+    maxRows: i32(20),
+    /** Written by the kernel: fields found, and innermost arrays (even past maxRows). */
+    entryCount: i32(24),
+    rowCount: i32(28)
+  }
+} satisfies CallLayout<string>
+
+/** One field of an indexed JSON body: word offsets in its ENTRY_WORDS int32s. */
+export const ENTRY = {
+  words: 10,
+  keyStart: 0,
+  keyEnd: 1,
+  valueStart: 2,
+  valueEnd: 3,
+  flags: 4,
+  depth: 5,
+  children: 6,
+  firstRow: 7,
+  rows: 8,
+  rowLength: 9
+} as const
+/** Entry flags: the key holds an escape; the value is not a regular nest of number arrays. */
+export const FLAG_ESCAPED_KEY = 1
+export const FLAG_IRREGULAR = 2
+/** jsonIndex's verdicts besides ALL_ROWS_VALID. */
+export const INDEX_UNSUPPORTED = 0
+export const INDEX_TOO_MANY_ROWS = 1
+
+/** numberRows: rows of a nested JSON array of numbers parsed into float32 or int32. */
+export const NUMBER_ROWS_CALL = {
+  prefix: 'NR_',
+  bytes: 44,
+  fields: {
+    text: u32(0),
+    rowStarts: u32(4),
+    out: u32(8),
+    /** A byte a row, set where a number needs an exact reading (the worker reads it again). */
+    undecided: u32(12),
+    count: i32(16),
+    kind: i32(20),
+    rows: i32(24),
+    /** Rows in each second-level array of a depth-3 value; 0 otherwise. */
+    group: i32(28),
+    depth: i32(32),
+    valueStart: u32(36),
+    valueEnd: u32(40)
+  }
+} satisfies CallLayout<string>
+export const NUMBER_KIND = { F32: 0, I32: 1 } as const
+
+/** printRows: rows of numbers printed as JSON text, each task's rows one after another. */
+export const PRINT_ROWS_CALL = {
+  prefix: 'PR_',
+  bytes: 32,
+  fields: {
+    values: u32(0),
+    count: i32(4),
+    rows: i32(8),
+    group: i32(12),
+    out: u32(16),
+    /** Bytes of output a row may take; a task starts at out + rowStart·stride. */
+    stride: u32(20),
+    /** [start, end) of each row's text, u32 offsets from out. */
+    spans: u32(24),
+    kind: i32(28)
+  }
+} satisfies CallLayout<string>
+export const PRINT_KIND = { F32: 0, F64: 1, I32: 2 } as const
+
 export type CrossEntropyCall = { [K in keyof typeof CROSS_ENTROPY_CALL.fields]: number }
 export type LogprobsCall = { [K in keyof typeof LOGPROBS_CALL.fields]: number }
 
@@ -132,7 +213,14 @@ export function readCall<Name extends string>(
 }
 
 /** The kernel's exported entry points: (call, rowStart, rowEnd, control) → verdict. */
-export const KERNEL_ENTRIES = ['hardTargetRows', 'softTargetRows', 'logprobRows'] as const
+export const KERNEL_ENTRIES = [
+  'hardTargetRows',
+  'softTargetRows',
+  'logprobRows',
+  'jsonIndex',
+  'numberRows',
+  'printRows'
+] as const
 export type KernelEntry = (typeof KERNEL_ENTRIES)[number]
 
 /** The scalar constants the kernel exports under the same names. */
@@ -147,5 +235,25 @@ export const KERNEL_CONSTANTS = {
   STAT_ENTROPY,
   STAT_LOG_SUM_EXP,
   STAT_ARGMAX,
-  MAX_TOP_K
+  MAX_TOP_K,
+  ENTRY_WORDS: ENTRY.words,
+  ENTRY_KEY_START: ENTRY.keyStart,
+  ENTRY_KEY_END: ENTRY.keyEnd,
+  ENTRY_VALUE_START: ENTRY.valueStart,
+  ENTRY_VALUE_END: ENTRY.valueEnd,
+  ENTRY_FLAGS: ENTRY.flags,
+  ENTRY_DEPTH: ENTRY.depth,
+  ENTRY_CHILDREN: ENTRY.children,
+  ENTRY_FIRST_ROW: ENTRY.firstRow,
+  ENTRY_ROWS: ENTRY.rows,
+  ENTRY_ROW_LENGTH: ENTRY.rowLength,
+  FLAG_ESCAPED_KEY,
+  FLAG_IRREGULAR,
+  INDEX_UNSUPPORTED,
+  INDEX_TOO_MANY_ROWS,
+  NUMBER_F32: NUMBER_KIND.F32,
+  NUMBER_I32: NUMBER_KIND.I32,
+  PRINT_F32: PRINT_KIND.F32,
+  PRINT_F64: PRINT_KIND.F64,
+  PRINT_I32: PRINT_KIND.I32
 } as const

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { KERNEL_WASM_FILE } from '../dist-path.js'
-import type { KernelEntry } from './abi.js'
+import { KERNEL_ENTRIES, type KernelEntry } from './abi.js'
 
 /**
  * The kernel family's WebAssembly (src/kernels/assembly/, committed as wasm/kernels.wasm), and
@@ -35,13 +35,6 @@ export function instantiateKernels(
   module: WebAssembly.Module = kernelModule()
 ): { kernels: Kernels; exports: WebAssembly.Exports } {
   const { exports } = new WebAssembly.Instance(module, { env: { memory } })
-  const entry = (name: KernelEntry) => exports[name] as RowsEntry
-  return {
-    kernels: {
-      hardTargetRows: entry('hardTargetRows'),
-      softTargetRows: entry('softTargetRows'),
-      logprobRows: entry('logprobRows')
-    },
-    exports
-  }
+  const kernels = Object.fromEntries(KERNEL_ENTRIES.map((name) => [name, exports[name] as RowsEntry])) as Kernels
+  return { kernels, exports }
 }

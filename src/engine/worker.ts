@@ -2,6 +2,7 @@
 // runs one row range of one call in place and returns the first invalid row, ALL_ROWS_VALID or
 // ROWS_CANCELLED. The protocol is the Task type below and the call structs of ./abi.ts.
 import { workerData } from 'piscina'
+import { workerEntries } from '../kernels/entries.js'
 import { ROWS_CANCELLED } from './abi.js'
 import { claimTask } from './control.js'
 import { type Fault, injectFault } from './faults.js'
@@ -9,7 +10,7 @@ import { instantiateKernels } from './kernels.js'
 import type { Task } from './task.js'
 
 const { memory, module } = workerData as { memory: WebAssembly.Memory; module: WebAssembly.Module }
-const { kernels } = instantiateKernels(memory, module)
+const kernels = workerEntries(instantiateKernels(memory, module).kernels, memory.buffer)
 // The memory never grows (its initial size is its maximum), so one view serves every task.
 const words = new Int32Array(memory.buffer)
 

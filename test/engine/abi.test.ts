@@ -2,10 +2,13 @@ import { describe, expect, it } from 'vitest'
 import {
   type CallLayout,
   CROSS_ENTROPY_CALL,
+  JSON_INDEX_CALL,
   KERNEL_CONSTANTS,
   KERNEL_ENTRIES,
   KERNEL_RESERVED_BYTES,
   LOGPROBS_CALL,
+  NUMBER_ROWS_CALL,
+  PRINT_ROWS_CALL,
   readCall,
   writeCall
 } from '../../src/engine/abi.js'
@@ -23,7 +26,13 @@ const globalValue = (name: string): unknown => {
 }
 /** labelSmoothing → LABEL_SMOOTHING, as the kernel names its globals. */
 const snake = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()
-const layouts: Array<CallLayout<string>> = [CROSS_ENTROPY_CALL, LOGPROBS_CALL]
+const layouts: Array<CallLayout<string>> = [
+  CROSS_ENTROPY_CALL,
+  LOGPROBS_CALL,
+  JSON_INDEX_CALL,
+  NUMBER_ROWS_CALL,
+  PRINT_ROWS_CALL
+]
 
 describe('the host↔kernel ABI', () => {
   it('has every scalar constant equal to the kernel’s global of the same name', () => {

@@ -4,6 +4,7 @@ import { instantiateKernels } from '../../src/engine/kernels.js'
 import { KernelArena } from '../../src/engine/memory.js'
 import { partitionRows } from '../../src/engine/ranges.js'
 import { RequestMemory } from '../../src/engine/request.js'
+import { workerEntries } from '../../src/kernels/entries.js'
 import { crossEntropyRows } from '../oracles/cross-entropy.js'
 import { logprobRows } from '../oracles/logprobs.js'
 
@@ -15,7 +16,9 @@ import { logprobRows } from '../oracles/logprobs.js'
 
 /** Kernel memory for a test file. */
 export const arena = new KernelArena(256)
-const { kernels, exports } = instantiateKernels(arena.memory)
+const instance = instantiateKernels(arena.memory)
+const kernels = workerEntries(instance.kernels, arena.buffer)
+const exports = instance.exports
 
 /** The kernel module's exports (its entries and the ABI's globals). */
 export const kernelExports = exports

@@ -55,3 +55,70 @@ export const LP_BYTES: i32 = 56
 
 // The largest top_k a logprobs call may ask for.
 export const MAX_TOP_K: i32 = 64
+
+// A JSON index call (jsonIndex): one task reads a whole JSON body's top-level object and lists
+// its fields, and where every innermost array (a row of numbers) begins.
+export const IX_TEXT: i32 = 0
+export const IX_LENGTH: i32 = 4
+export const IX_ENTRIES: i32 = 8 // ENTRY_WORDS i32s a field
+export const IX_MAX_ENTRIES: i32 = 12
+export const IX_ROW_STARTS: i32 = 16 // u32 text offsets
+export const IX_MAX_ROWS: i32 = 20
+export const IX_ENTRY_COUNT: i32 = 24 // written by the kernel
+export const IX_ROW_COUNT: i32 = 28 // written by the kernel, even past IX_MAX_ROWS
+export const IX_BYTES: i32 = 32
+
+// One field of the body, as i32 words: its key's and value's text spans (offsets into the text,
+// the key without its quotes), flags, and for an array value its depth, direct child arrays,
+// innermost rows (an index into the row starts, and a count) and the length of its first row.
+export const ENTRY_WORDS: i32 = 10
+export const ENTRY_KEY_START: i32 = 0
+export const ENTRY_KEY_END: i32 = 1
+export const ENTRY_VALUE_START: i32 = 2
+export const ENTRY_VALUE_END: i32 = 3
+export const ENTRY_FLAGS: i32 = 4
+export const ENTRY_DEPTH: i32 = 5
+export const ENTRY_CHILDREN: i32 = 6
+export const ENTRY_FIRST_ROW: i32 = 7
+export const ENTRY_ROWS: i32 = 8
+export const ENTRY_ROW_LENGTH: i32 = 9
+// The key holds an escape; the array is not a regular nest of arrays (mixed depths, objects, strings).
+export const FLAG_ESCAPED_KEY: i32 = 1
+export const FLAG_IRREGULAR: i32 = 2
+// What jsonIndex returns besides ALL_ROWS_VALID: a body it does not take (malformed, or not an
+// object of fields), or more rows than IX_MAX_ROWS (IX_ROW_COUNT then says how many).
+export const INDEX_UNSUPPORTED: i32 = 0
+export const INDEX_TOO_MANY_ROWS: i32 = 1
+
+// A number-rows call (numberRows): rows of a nested JSON array of numbers, each `count` long,
+// parsed into float32 or int32. Every byte of the value is checked, brackets and commas included.
+export const NR_TEXT: i32 = 0
+export const NR_ROW_STARTS: i32 = 4
+export const NR_OUT: i32 = 8
+export const NR_UNDECIDED: i32 = 12 // u8 a row: 1 where a number needs an exact reading
+export const NR_COUNT: i32 = 16
+export const NR_KIND: i32 = 20
+export const NR_ROWS: i32 = 24
+export const NR_GROUP: i32 = 28 // rows in each second-level array (depth 3); 0 otherwise
+export const NR_DEPTH: i32 = 32 // 1: [..]; 2: [[..],..]; 3: [[[..],..],..]
+export const NR_VALUE_START: i32 = 36
+export const NR_VALUE_END: i32 = 40
+export const NR_BYTES: i32 = 44
+export const NUMBER_F32: i32 = 0
+export const NUMBER_I32: i32 = 1
+
+// A print-rows call (printRows): rows of numbers printed as JSON text. Each task writes its
+// rows one after another from OUT + rowStart·STRIDE, and each row's [start, end) (offsets from
+// OUT, u32 pairs) into SPANS. A row's text is [x,…] and the separator after it: "," or "],[".
+export const PR_VALUES: i32 = 0
+export const PR_COUNT: i32 = 4
+export const PR_ROWS: i32 = 8
+export const PR_GROUP: i32 = 12
+export const PR_OUT: i32 = 16
+export const PR_STRIDE: i32 = 20
+export const PR_SPANS: i32 = 24
+export const PR_KIND: i32 = 28 // the kernel prints PRINT_F32; the worker prints the others
+export const PR_BYTES: i32 = 32
+export const PRINT_F32: i32 = 0
+export const PRINT_F64: i32 = 1
+export const PRINT_I32: i32 = 2

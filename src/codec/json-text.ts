@@ -1,0 +1,216 @@
+import {
+  ENTRY,
+  FLAG_ESCAPED_KEY,
+  FLAG_IRREGULAR,
+  INDEX_TOO_MANY_ROWS,
+  JSON_INDEX_CALL,
+  NUMBER_KIND,
+  NUMBER_ROWS_CALL,
+  PRINT_KIND,
+  PRINT_ROWS_CALL,
+  readCall,
+  writeCall
+} from '../engine/abi.js'
+import type { Engine, RunOptions } from '../engine/engine.js'
+import { i32, u8 } from '../engine/plan.js'
+import type { RequestMemory } from '../engine/request.js'
+
+/**
+ * JSON text in kernel memory, read and written by the workers: a body's fields indexed, its
+ * number arrays parsed straight into typed arrays, and typed arrays printed back as text. Nothing
+ * here decides an error's words: whatever the kernels do not take makes these return null, and
+ * the caller reads the body the general way (JSON.parse and the schema), which says what is wrong.
+ */
+
+type TextEngine = Pick<Engine, 'arena' | 'run'>
+
+/** One top-level field of a JSON body. */
+export interface JsonField {
+  key: string
+  /** Its value's text: [valueStart, valueEnd) of the body. */
+  valueStart: number
+  valueEnd: number
+  /** For an array of arrays of numbers: its depth (1: [..], 2: [[..]], 3: [[[..]]]), else 0. */
+  depth: number
+  /** Arrays directly inside it, innermost arrays in it, and the first one's length. */
+  children: number
+  rows: number
+  rowLength: number
+  /** Address of its innermost arrays' starts (u32 offsets into the body). */
+  rowStarts: number
+}
+
+export interface IndexedJson {
+  bytes: Uint8Array
+  fields: Map<string, JsonField>
+}
+
+const MAX_FIELDS = 64
+const FIRST_ROWS_GUESS = 16_384
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Indexes a body that is one JSON object (one worker task): its fields, or null when it is not
+ * one the fast path takes (malformed, a key given twice or escaped, more fields than any request has).
+ */
+export async function indexJson(
+  engine: TextEngine,
+  memory: RequestMemory,
+  bytes: Uint8Array,
+  run: RunOptions
+): Promise<IndexedJson | null> {
+  const buffer = engine.arena.buffer
+  let maxRows = Math.min(FIRST_ROWS_GUESS, Math.ceil(bytes.length / 3) + 1)
+  for (;;) {
+    const views = memory.allocate({
+      call: u8(JSON_INDEX_CALL.bytes),
+      entries: i32(MAX_FIELDS * ENTRY.words),
+      rowStarts: i32(maxRows)
+    })
+    writeCall(buffer, views.call.byteOffset, JSON_INDEX_CALL, {
+      text: bytes.byteOffset,
+      length: bytes.length,
+      entries: views.entries.byteOffset,
+      maxEntries: MAX_FIELDS,
+      rowStarts: views.rowStarts.byteOffset,
+      maxRows,
+      entryCount: 0,
+      rowCount: 0
+    })
+    const [verdict] = await engine.run(memory, 'jsonIndex', views.call.byteOffset, 1, 1, run)
+    const { entryCount, rowCount } = readCall(buffer, views.call.byteOffset, JSON_INDEX_CALL)
+    if (verdict === INDEX_TOO_MANY_ROWS) {
+      maxRows = rowCount
+      continue
+    }
+    if (verdict !== -1) return null
+    const fields = new Map<string, JsonField>()
+    for (let i = 0; i < entryCount; i++) {
+      const entry = views.entries.subarray(i * ENTRY.words, (i + 1) * ENTRY.words)
+      if ((entry[ENTRY.flags] & FLAG_ESCAPED_KEY) !== 0) return null
+      let key: string
+      try {
+        key = decoder.decode(bytes.subarray(entry[ENTRY.keyStart], entry[ENTRY.keyEnd]))
+      } catch {
+        return null
+      }
+      if (fields.has(key)) return null
+      const regular = (entry[ENTRY.flags] & FLAG_IRREGULAR) === 0 && entry[ENTRY.rowLength] > 0
+      fields.set(key, {
+        key,
+        valueStart: entry[ENTRY.valueStart],
+        valueEnd: entry[ENTRY.valueEnd],
+        depth: regular ? entry[ENTRY.depth] : 0,
+        children: entry[ENTRY.children],
+        rows: entry[ENTRY.rows],
+        rowLength: entry[ENTRY.rowLength],
+        rowStarts: views.rowStarts.byteOffset + 4 * entry[ENTRY.firstRow]
+      })
+    }
+    return { bytes, fields }
+  }
+}
+
+/** A field's raw text (for the small fields, which JSON.parse reads). */
+export function fieldText(json: IndexedJson, field: JsonField): string {
+  return Buffer.from(
+    json.bytes.buffer,
+    json.bytes.byteOffset + field.valueStart,
+    field.valueEnd - field.valueStart
+  ).toString('utf8')
+}
+
+/** The shape a regular number array has: (rows) for depth 1, (rows, length) or (groups, rows/groups, length). */
+export function fieldShape(field: JsonField): number[] | null {
+  if (field.depth === 1) return field.rows === 1 ? [field.rowLength] : null
+  if (field.depth === 2) return field.children === field.rows ? [field.rows, field.rowLength] : null
+  if (field.depth === 3) {
+    if (field.children === 0 || field.rows % field.children !== 0) return null
+    return [field.children, field.rows / field.children, field.rowLength]
+  }
+  return null
+}
+
+/**
+ * Parses a regular number field (its shape from fieldShape) into `into`, float32 or int32, in
+ * row ranges across the workers. False when any of it is not what that shape and kind take: a
+ * ragged row, a non-number, a float32 overflow, a non-integer or out-of-range int32.
+ */
+export async function parseNumbers(
+  engine: TextEngine,
+  memory: RequestMemory,
+  json: IndexedJson,
+  field: JsonField,
+  into: Float32Array | Int32Array,
+  run: RunOptions
+): Promise<boolean> {
+  const shape = fieldShape(field)
+  if (shape === null) return false
+  const count = shape[shape.length - 1]
+  const rows = field.rows
+  if (into.length !== rows * count) return false
+  const views = memory.allocate({ call: u8(NUMBER_ROWS_CALL.bytes), undecided: u8(rows) })
+  writeCall(engine.arena.buffer, views.call.byteOffset, NUMBER_ROWS_CALL, {
+    text: json.bytes.byteOffset,
+    rowStarts: field.rowStarts,
+    out: into.byteOffset,
+    undecided: views.undecided.byteOffset,
+    count,
+    kind: into instanceof Int32Array ? NUMBER_KIND.I32 : NUMBER_KIND.F32,
+    rows,
+    group: shape.length === 3 ? shape[1] : 0,
+    depth: field.depth,
+    valueStart: field.valueStart,
+    valueEnd: field.valueEnd
+  })
+  const verdicts = await engine.run(memory, 'numberRows', views.call.byteOffset, rows, count, run)
+  return verdicts.every((verdict) => verdict === -1)
+}
+
+/** Bytes of text a number of each kind may take, its comma included. */
+const BYTES_PER_NUMBER = { [PRINT_KIND.F32]: 16, [PRINT_KIND.F64]: 25, [PRINT_KIND.I32]: 12 }
+
+/**
+ * Prints `values` (rows × count, grouped as `shape` says: the last dimension a row) as a JSON
+ * array, in row ranges across the workers, into the request's memory: the text as chunks (views
+ * of that memory, valid until it is released). float32 values are printed as the shortest
+ * decimal that reads back to them; float64 and int32 ones as JSON.stringify would.
+ */
+export async function printNumbers(
+  engine: TextEngine,
+  memory: RequestMemory,
+  values: Float32Array | Float64Array | Int32Array,
+  shape: readonly number[],
+  run: RunOptions
+): Promise<Uint8Array[]> {
+  const count = shape[shape.length - 1]
+  const rows = values.length / count
+  const kind =
+    values instanceof Float32Array ? PRINT_KIND.F32 : values instanceof Float64Array ? PRINT_KIND.F64 : PRINT_KIND.I32
+  const stride = count * BYTES_PER_NUMBER[kind] + 8
+  const views = memory.allocate({ call: u8(PRINT_ROWS_CALL.bytes), out: u8(rows * stride), spans: i32(2 * rows) })
+  writeCall(engine.arena.buffer, views.call.byteOffset, PRINT_ROWS_CALL, {
+    values: values.byteOffset,
+    count,
+    rows,
+    group: shape.length === 3 ? shape[1] : 0,
+    out: views.out.byteOffset,
+    stride,
+    spans: views.spans.byteOffset,
+    kind
+  })
+  await engine.run(memory, 'printRows', views.call.byteOffset, rows, count, run)
+  const open = '['.repeat(shape.length - 1)
+  const chunks: Uint8Array[] = [Buffer.from(open)]
+  const spans = new Uint32Array(views.spans.buffer, views.spans.byteOffset, 2 * rows)
+  let start = spans[0]
+  for (let row = 0; row < rows; row++) {
+    const end = spans[2 * row + 1]
+    if (row === rows - 1 || spans[2 * row + 2] !== end) {
+      chunks.push(views.out.subarray(start, end))
+      start = spans[2 * row + 2]
+    }
+  }
+  chunks.push(Buffer.from(']'.repeat(shape.length - 1)))
+  return chunks
+}

@@ -1,0 +1,464 @@
+// Decimal numbers in and out of the kernel: JSON number text → binary64 (correctly rounded), and
+// float32 → the shortest decimal that reads back to it.
+//
+// Reading is Clinger's fast path (an exact integer times an exact power of ten), then Lemire's
+// Eisel–Lemire algorithm with 128-bit products of the powers of five (./number-tables.ts). With
+// more than 19 significant digits the first 19 are read as w, and w and w + 1 must give the same
+// double. What neither decides (about one number in 10^9 of random input, and some crafted ones)
+// is flagged `undecided`, and the caller reads it exactly another way.
+//
+// Printing is Ryu's float32 case (Adams, PLDI 2018): the interval of decimals that round to the
+// float, scaled by 64-bit products, and its shortest member; then the digits laid out as
+// ECMAScript's Number::toString lays them out.
+
+import { F32_POW5, F32_POW5_INV, POW5_128, POW5_128_MAX_Q, POW5_128_MIN_Q } from './number-tables'
+
+const CHAR_0: u32 = 0x30
+const CHAR_MINUS: u32 = 0x2d
+const CHAR_PLUS: u32 = 0x2b
+const CHAR_DOT: u32 = 0x2e
+
+// Results of parseNumber besides its return value (globals are per instance, so per worker).
+export let parsedValue: f64 = 0
+export let parsedUndecided: bool = false
+
+// The high and low halves of the last mul128.
+let productHigh: u64 = 0
+let productLow: u64 = 0
+
+// @ts-ignore: decorator
+@inline
+function mul128 (a: u64, b: u64): void {
+  const aLo = a & 0xffffffff
+  const aHi = a >> 32
+  const bLo = b & 0xffffffff
+  const bHi = b >> 32
+  const p0 = aLo * bLo
+  const p1 = aLo * bHi
+  const p2 = aHi * bLo
+  const p3 = aHi * bHi
+  const middle = (p0 >> 32) + (p1 & 0xffffffff) + (p2 & 0xffffffff)
+  productLow = (middle << 32) | (p0 & 0xffffffff)
+  productHigh = p3 + (p1 >> 32) + (p2 >> 32) + (middle >> 32)
+}
+
+const EL_FAILED: u64 = 0xffffffffffffffff
+const INFINITY_BITS: u64 = 0x7ff0000000000000
+
+// w·10^q as binary64 bits (w ≠ 0), or EL_FAILED when the truncated product cannot decide.
+function eiselLemire (w: u64, q: i64): u64 {
+  if (q < <i64>POW5_128_MIN_Q) return 0
+  if (q > <i64>POW5_128_MAX_Q) return INFINITY_BITS
+  const lz = clz<u64>(w)
+  w <<= lz
+  const entry = POW5_128 + <usize>(q - <i64>POW5_128_MIN_Q) * 16
+  mul128(w, load<u64>(entry))
+  let high = productHigh
+  let low = productLow
+  // 55 bits are needed (52 + 3); when the bits below them are all ones the low half may carry.
+  if ((high & 0x1ff) == 0x1ff) {
+    mul128(w, load<u64>(entry, 8))
+    low += productHigh
+    if (productHigh > low) high++
+  }
+  if (low == 0xffffffffffffffff && (q < -27 || q > 55)) return EL_FAILED
+  const upper = high >> 63
+  const shift = upper + 9
+  let mantissa = high >> shift
+  let power2 = <i64>((((152170 + 65536) * q) >> 16) + 63) + <i64>upper - <i64>lz + 1023
+  if (power2 <= 0) {
+    // Subnormal (or zero).
+    if (-power2 + 1 >= 64) return 0
+    mantissa >>= <u64>(-power2 + 1)
+    mantissa += mantissa & 1
+    mantissa >>= 1
+    power2 = mantissa < (<u64>1 << 52) ? 0 : 1
+    return mantissa | (<u64>power2 << 52)
+  }
+  // Exactly halfway between two doubles only happens for small |q|: round to even there.
+  if (low <= 1 && q >= -4 && q <= 23 && (mantissa & 3) == 1) {
+    if ((mantissa << shift) == high) mantissa &= ~(<u64>1)
+  }
+  mantissa += mantissa & 1
+  mantissa >>= 1
+  if (mantissa >= (<u64>2 << 52)) {
+    mantissa = <u64>1 << 52
+    power2++
+  }
+  mantissa &= ~(<u64>1 << 52)
+  if (power2 >= 0x7ff) return INFINITY_BITS
+  return mantissa | (<u64>power2 << 52)
+}
+
+// 10^0 … 10^22, each exact in binary64.
+const POW10: usize = memory.data<f64>([
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+  1e20, 1e21, 1e22
+])
+
+// @ts-ignore: decorator
+@inline
+function isDigit (c: u32): bool {
+  return c - CHAR_0 < 10
+}
+
+// Eight ASCII digits at once (little-endian u64), as fast_float does.
+// @ts-ignore: decorator
+@inline
+function eightDigits (chunk: u64): bool {
+  return (((chunk + 0x4646464646464646) | (chunk - 0x3030303030303030)) & 0x8080808080808080) == 0
+}
+
+// @ts-ignore: decorator
+@inline
+function eightDigitsValue (chunk: u64): u64 {
+  chunk -= 0x3030303030303030
+  chunk = chunk * 10 + (chunk >> 8)
+  return (((chunk & 0x000000ff000000ff) * 0x000f424000000064) + (((chunk >> 16) & 0x000000ff000000ff) * 0x0000271000000001)) >> 32
+}
+
+// Reads one JSON number at [p, end): its end, or 0 if the text there is not a JSON number. The
+// value (correctly rounded to binary64) is left in parsedValue; parsedUndecided says the fast
+// algorithms could not decide it, and parsedValue is then only close.
+export function parseNumber (p: usize, end: usize): usize {
+  parsedUndecided = false
+  let negative = false
+  if (p < end && <u32>load<u8>(p) == CHAR_MINUS) {
+    negative = true
+    p++
+  }
+  if (p >= end) return 0
+  let w: u64 = 0
+  // Significant digits held in w (at most 19); further nonzero digits make it truncated.
+  let digits = 0
+  let truncated = false
+  let exponent: i64 = 0
+  let c = <u32>load<u8>(p)
+  if (c == CHAR_0) {
+    p++
+  } else if (isDigit(c)) {
+    while (p + 8 <= end && digits <= 11) {
+      const chunk = load<u64>(p)
+      if (!eightDigits(chunk)) break
+      w = w * 100000000 + eightDigitsValue(chunk)
+      digits += 8
+      p += 8
+    }
+    while (p < end) {
+      c = <u32>load<u8>(p)
+      if (!isDigit(c)) break
+      if (digits < 19) {
+        w = w * 10 + <u64>(c - CHAR_0)
+        digits++
+      } else {
+        exponent++
+        if (c != CHAR_0) truncated = true
+      }
+      p++
+    }
+  } else {
+    return 0
+  }
+  if (p < end && <u32>load<u8>(p) == CHAR_DOT) {
+    p++
+    const fractionStart = p
+    if (w == 0) {
+      // Leading zeros of the fraction are not significant.
+      while (p < end && <u32>load<u8>(p) == CHAR_0) {
+        exponent--
+        p++
+      }
+    }
+    while (p + 8 <= end && digits <= 11) {
+      const chunk = load<u64>(p)
+      if (!eightDigits(chunk)) break
+      // Past the skipped zeros the first digit is nonzero: all eight are significant.
+      w = w * 100000000 + eightDigitsValue(chunk)
+      digits += 8
+      exponent -= 8
+      p += 8
+    }
+    while (p < end) {
+      c = <u32>load<u8>(p)
+      if (!isDigit(c)) break
+      if (digits < 19) {
+        w = w * 10 + <u64>(c - CHAR_0)
+        if (w != 0) digits++
+        exponent--
+      } else if (c != CHAR_0) {
+        truncated = true
+      }
+      p++
+    }
+    if (p == fractionStart) return 0
+  }
+  if (p < end && (<u32>load<u8>(p) | 0x20) == 0x65) {
+    p++
+    let exponentNegative = false
+    if (p < end) {
+      c = <u32>load<u8>(p)
+      if (c == CHAR_MINUS || c == CHAR_PLUS) {
+        exponentNegative = c == CHAR_MINUS
+        p++
+      }
+    }
+    const exponentStart = p
+    let e: i64 = 0
+    while (p < end) {
+      c = <u32>load<u8>(p)
+      if (!isDigit(c)) break
+      if (e < 100000000) e = e * 10 + <i64>(c - CHAR_0)
+      p++
+    }
+    if (p == exponentStart) return 0
+    exponent += exponentNegative ? -e : e
+  }
+  let value: f64 = 0
+  if (w != 0) {
+    if (!truncated && exponent >= -22 && exponent <= 22 && w <= (<u64>1 << 53)) {
+      value = <f64>w
+      value = exponent < 0 ? value / load<f64>(POW10 + (<usize>(-exponent) << 3)) : value * load<f64>(POW10 + (<usize>exponent << 3))
+    } else {
+      const bits = eiselLemire(w, exponent)
+      if (bits == EL_FAILED || (truncated && eiselLemire(w + 1, exponent) != bits)) parsedUndecided = true
+      value = reinterpret<f64>(bits == EL_FAILED ? 0 : bits)
+    }
+  }
+  parsedValue = negative ? -value : value
+  return p
+}
+
+// ---- float32 → shortest decimal --------------------------------------------------------------
+
+const F32_POW5_INV_BITCOUNT: i32 = 59
+const F32_POW5_BITCOUNT: i32 = 61
+
+// @ts-ignore: decorator
+@inline
+function pow5bits (e: i32): i32 {
+  return e == 0 ? 1 : <i32>((<u64>e * 23219280 + 10000000 - 1) / 10000000)
+}
+
+// @ts-ignore: decorator
+@inline
+function mulShift32 (m: u32, factor: u64, shift: i32): u32 {
+  const low = <u64>m * (factor & 0xffffffff)
+  const high = <u64>m * (factor >> 32)
+  return <u32>(((low >> 32) + high) >> <u64>(shift - 32))
+}
+
+// @ts-ignore: decorator
+@inline
+function mulPow5Inv (m: u32, q: i32, shift: i32): u32 {
+  return mulShift32(m, load<u64>(F32_POW5_INV + (<usize>q << 3)), shift)
+}
+
+// @ts-ignore: decorator
+@inline
+function mulPow5 (m: u32, i: i32, shift: i32): u32 {
+  return mulShift32(m, load<u64>(F32_POW5 + (<usize>i << 3)), shift)
+}
+
+function pow5Factor (value: u32): i32 {
+  let count = 0
+  while (value > 0 && value % 5 == 0) {
+    value /= 5
+    count++
+  }
+  return count
+}
+
+// @ts-ignore: decorator
+@inline
+function decimalLength (v: u32): i32 {
+  if (v >= 100000000) return 9
+  if (v >= 10000000) return 8
+  if (v >= 1000000) return 7
+  if (v >= 100000) return 6
+  if (v >= 10000) return 5
+  if (v >= 1000) return 4
+  if (v >= 100) return 3
+  if (v >= 10) return 2
+  return 1
+}
+
+// Writes x at `out` as ECMAScript would write the shortest decimal that reads back (through
+// binary64, then float32) to x, e.g. 0.1, -2.5e-7, 1e+21; ±0 as 0 and -0, non-finite as null.
+// Returns the bytes written (at most 15).
+export function printFloat32 (x: f32, out: usize): i32 {
+  const bits = reinterpret<u32>(x)
+  const sign = bits >> 31
+  const ieeeMantissa = bits & 0x7fffff
+  const ieeeExponent = (bits >> 23) & 0xff
+  if (ieeeExponent == 0xff) {
+    store<u32>(out, 0x6c6c756e) // null
+    return 4
+  }
+  let n = 0
+  if (sign != 0) {
+    store<u8>(out, CHAR_MINUS)
+    n = 1
+  }
+  if (ieeeExponent == 0 && ieeeMantissa == 0) {
+    store<u8>(out + n, CHAR_0)
+    return n + 1
+  }
+  let e2: i32
+  let m2: u32
+  if (ieeeExponent == 0) {
+    e2 = 1 - 127 - 23 - 2
+    m2 = ieeeMantissa
+  } else {
+    e2 = <i32>ieeeExponent - 127 - 23 - 2
+    m2 = (1 << 23) | ieeeMantissa
+  }
+  const acceptBounds = (m2 & 1) == 0
+  const mv = 4 * m2
+  const mp = 4 * m2 + 2
+  const mm = 4 * m2 - (m2 != (1 << 23) || ieeeExponent <= 1 ? 2 : 1)
+
+  let vr: u32
+  let vp: u32
+  let vm: u32
+  let e10: i32
+  let vmTrailingZeros = false
+  let vrTrailingZeros = false
+  let lastRemovedDigit: u32 = 0
+  if (e2 >= 0) {
+    const q = <i32>((<u64>e2 * 3010299) / 10000000)
+    e10 = q
+    const k = F32_POW5_INV_BITCOUNT + pow5bits(q) - 1
+    const i = -e2 + q + k
+    vr = mulPow5Inv(mv, q, i)
+    vp = mulPow5Inv(mp, q, i)
+    vm = mulPow5Inv(mm, q, i)
+    if (q != 0 && (vp - 1) / 10 <= vm / 10) {
+      const l = F32_POW5_INV_BITCOUNT + pow5bits(q - 1) - 1
+      lastRemovedDigit = mulPow5Inv(mv, q - 1, -e2 + q - 1 + l) % 10
+    }
+    if (q <= 9) {
+      if (mv % 5 == 0) {
+        vrTrailingZeros = pow5Factor(mv) >= q
+      } else if (acceptBounds) {
+        vmTrailingZeros = pow5Factor(mm) >= q
+      } else if (pow5Factor(mp) >= q) {
+        vp--
+      }
+    }
+  } else {
+    const q = <i32>((<u64>(-e2) * 6989700) / 10000000)
+    e10 = q + e2
+    const i = -e2 - q
+    const k = pow5bits(i) - F32_POW5_BITCOUNT
+    let j = q - k
+    vr = mulPow5(mv, i, j)
+    vp = mulPow5(mp, i, j)
+    vm = mulPow5(mm, i, j)
+    if (q != 0 && (vp - 1) / 10 <= vm / 10) {
+      j = q - 1 - (pow5bits(i + 1) - F32_POW5_BITCOUNT)
+      lastRemovedDigit = mulPow5(mv, i + 1, j) % 10
+    }
+    if (q <= 1) {
+      vrTrailingZeros = <u32>(~mv & 1) >= <u32>q
+      if (acceptBounds) vmTrailingZeros = <u32>(~mm & 1) >= <u32>q
+      else vp--
+    } else if (q < 31) {
+      vrTrailingZeros = (mv & ((<u32>1 << (q - 1)) - 1)) == 0
+    }
+  }
+
+  // The shortest decimal in [vm, vp], rounded correctly when more than one digit is removed.
+  const vpLength = decimalLength(vp)
+  let removed = 0
+  let output: u32
+  if (vmTrailingZeros || vrTrailingZeros) {
+    while (vp / 10 > vm / 10) {
+      vmTrailingZeros = vmTrailingZeros && vm % 10 == 0
+      vrTrailingZeros = vrTrailingZeros && lastRemovedDigit == 0
+      lastRemovedDigit = vr % 10
+      vr /= 10
+      vp /= 10
+      vm /= 10
+      removed++
+    }
+    if (vmTrailingZeros) {
+      while (vm % 10 == 0) {
+        vrTrailingZeros = vrTrailingZeros && lastRemovedDigit == 0
+        lastRemovedDigit = vr % 10
+        vr /= 10
+        vp /= 10
+        vm /= 10
+        removed++
+      }
+    }
+    if (vrTrailingZeros && lastRemovedDigit == 5 && vr % 2 == 0) lastRemovedDigit = 4
+    output = vr + <u32>((vr == vm && (!acceptBounds || !vmTrailingZeros)) || lastRemovedDigit >= 5)
+  } else {
+    while (vp / 10 > vm / 10) {
+      lastRemovedDigit = vr % 10
+      vr /= 10
+      vp /= 10
+      vm /= 10
+      removed++
+    }
+    output = vr + <u32>(vr == vm || lastRemovedDigit >= 5)
+  }
+  const length = vpLength - removed
+  return n + layOut(output, length, e10 + removed, out + n)
+}
+
+// Writes `digits` (a decimal of `length` digits, times 10^exponent10) as Number::toString does.
+function layOut (digits: u32, length: i32, exponent10: i32, out: usize): i32 {
+  // The decimal point sits after `point` digits (the spec's n).
+  const point = length + exponent10
+  if (length <= point && point <= 21) {
+    writeDigits(digits, length, out)
+    for (let i = length; i < point; i++) store<u8>(out + i, CHAR_0)
+    return point
+  }
+  if (0 < point && point <= 21) {
+    // d.ddd: the digits, then the point moved in.
+    writeDigits(digits, length, out + 1)
+    for (let i = 0; i < point; i++) store<u8>(out + i, load<u8>(out + i + 1))
+    store<u8>(out + point, CHAR_DOT)
+    return length + 1
+  }
+  if (-6 < point && point <= 0) {
+    store<u8>(out, CHAR_0)
+    store<u8>(out + 1, CHAR_DOT)
+    for (let i = 0; i < -point; i++) store<u8>(out + 2 + i, CHAR_0)
+    writeDigits(digits, length, out + 2 - point)
+    return 2 - point + length
+  }
+  // Exponential: d[.ddd]e±x.
+  let n: i32
+  if (length == 1) {
+    store<u8>(out, CHAR_0 + digits)
+    n = 1
+  } else {
+    writeDigits(digits, length, out + 1)
+    store<u8>(out, load<u8>(out + 1))
+    store<u8>(out + 1, CHAR_DOT)
+    n = length + 1
+  }
+  store<u8>(out + n, 0x65)
+  let e = point - 1
+  store<u8>(out + n + 1, e < 0 ? CHAR_MINUS : CHAR_PLUS)
+  n += 2
+  if (e < 0) e = -e
+  if (e >= 10) {
+    store<u8>(out + n, CHAR_0 + <u32>(e / 10))
+    n++
+  }
+  store<u8>(out + n, CHAR_0 + <u32>(e % 10))
+  return n + 1
+}
+
+// @ts-ignore: decorator
+@inline
+function writeDigits (digits: u32, length: i32, out: usize): void {
+  for (let i = length - 1; i >= 0; i--) {
+    store<u8>(out + i, CHAR_0 + digits % 10)
+    digits /= 10
+  }
+}

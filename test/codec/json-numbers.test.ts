@@ -1,0 +1,268 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { indexJson, parseNumbers, printNumbers } from '../../src/codec/json-text.js'
+import { localEngine, openMemory } from '../kernels/local.js'
+
+// The kernel's number reading and printing against V8's: every float read must be bit for bit
+// Math.fround(JSON.parse(text)), every float32 printed must read back to itself and be as short
+// as any decimal that does, and float64 and int32 values print exactly as JSON.stringify prints.
+
+const engine = localEngine('wasm', 3)
+
+/** Reads `texts` as one JSON row through the index and the number kernel. */
+async function readRow(texts: string[], kind: 'f32' | 'i32' = 'f32'): Promise<Float32Array | Int32Array | null> {
+  const memory = openMemory()
+  try {
+    const body = Buffer.from(`{"x":[${texts.join(',')}]}`)
+    const bytes = memory.bytes(body.length)
+    bytes.set(body)
+    const json = await indexJson(engine, memory, bytes, {})
+    const field = json?.fields.get('x')
+    if (json === null || field === undefined) return null
+    const into =
+      kind === 'f32'
+        ? memory.allocate({ v: { type: 'f32', length: texts.length } }).v
+        : memory.allocate({ v: { type: 'i32', length: texts.length } }).v
+    const ok = await parseNumbers(engine, memory, json, field, into, {})
+    return ok ? into.slice() : null
+  } finally {
+    memory.release()
+  }
+}
+
+async function print(values: Float32Array | Float64Array | Int32Array, shape = [values.length]): Promise<string> {
+  const memory = openMemory()
+  try {
+    const copy =
+      values instanceof Float32Array
+        ? memory.allocate({ v: { type: 'f32', length: values.length } }).v
+        : values instanceof Float64Array
+          ? memory.allocate({ v: { type: 'f64', length: values.length } }).v
+          : memory.allocate({ v: { type: 'i32', length: values.length } }).v
+    copy.set(values)
+    const chunks = await printNumbers(engine, memory, copy, shape, {})
+    return Buffer.concat(chunks.map((chunk) => Buffer.from(chunk))).toString('latin1')
+  } finally {
+    memory.release()
+  }
+}
+
+/** Reads `texts` as float32s: Math.fround(JSON.parse) bit for bit, or refused when one overflows float32. */
+const expectF32 = async (texts: string[]) => {
+  const read = await readRow(texts)
+  const expected = Float32Array.from(texts, (text) => Math.fround(JSON.parse(text)))
+  if (!expected.every(Number.isFinite)) {
+    expect(read).toBeNull()
+    return
+  }
+  expect(read).not.toBeNull()
+  const same = new Uint32Array((read as Float32Array).buffer)
+  const want = new Uint32Array(expected.buffer)
+  for (let i = 0; i < texts.length; i++) {
+    if (same[i] !== want[i]) expect({ text: texts[i], got: read?.[i] }).toEqual({ text: texts[i], got: expected[i] })
+  }
+}
+
+/** A float32's bits → the float (finite ones only). */
+const float32 = fc
+  .integer({ min: 0, max: 0xffffffff })
+  .map((bits) => new Float32Array(new Uint32Array([bits]).buffer)[0])
+  .filter(Number.isFinite)
+
+/** Doubles whose float32 rounding is finite: the values a logit may take. */
+const inFloat32Range = fc
+  .double({ noNaN: true, noDefaultInfinity: true })
+  .filter((x) => Number.isFinite(Math.fround(x)))
+
+/** The exact decimal expansion of a double, to `digits` significant digits, with a small nudge. */
+function decimal(value: number, digits: number): string {
+  return value.toExponential(Math.min(99, digits - 1))
+}
+
+const RUNS = { numRuns: 40 }
+
+describe('reading JSON numbers in the kernel', () => {
+  it('reads random doubles, as JavaScript prints them, as Math.fround(JSON.parse)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(inFloat32Range, { minLength: 1, maxLength: 300 }), async (values) => {
+        await expectF32(values.map((value) => JSON.stringify(value)))
+      }),
+      RUNS
+    )
+  })
+
+  it('reads widened float32 values and the decimals either side of float32 midpoints', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(float32, { minLength: 1, maxLength: 100 }), async (values) => {
+        const texts: string[] = []
+        for (const value of values) {
+          texts.push(String(value))
+          // The midpoint to the next float32 up, exactly (a double), and a hair either side.
+          const bits = new Uint32Array(new Float32Array([Math.abs(value)]).buffer)[0]
+          const next = new Float32Array(new Uint32Array([bits + 1]).buffer)[0]
+          if (!Number.isFinite(next)) continue
+          const middle = (Math.abs(value) + next) / 2
+          const sign = value < 0 ? '-' : ''
+          texts.push(sign + decimal(middle, 40))
+          texts.push(sign + decimal(middle * (1 + 2 ** -52), 30))
+          texts.push(sign + decimal(middle * (1 - 2 ** -53), 30))
+          texts.push(sign + decimal(middle, 17))
+          texts.push(sign + decimal(middle, 9))
+        }
+        await expectF32(texts)
+      }),
+      RUNS
+    )
+  })
+
+  it('reads 17- to 40-digit mantissas, subnormals, float32 limits, -0 and exponents past ±400', async () => {
+    const digits = fc.stringMatching(/^[1-9][0-9]{16,39}$/)
+    const exponent = fc.integer({ min: -460, max: 460 })
+    const text = fc
+      .tuple(fc.boolean(), digits, fc.integer({ min: 1, max: 39 }), exponent)
+      .map(([negative, mantissa, point, e]) => {
+        const at = Math.min(point, mantissa.length - 1)
+        return `${negative ? '-' : ''}${mantissa.slice(0, at)}.${mantissa.slice(at)}e${e}`
+      })
+    await fc.assert(
+      fc.asyncProperty(fc.array(text, { minLength: 1, maxLength: 200 }), async (texts) => {
+        // Row by row: one overflowing value refuses its whole row.
+        for (const one of texts) await expectF32([one])
+      }),
+      RUNS
+    )
+    await expectF32([
+      '-0',
+      '0',
+      '-0.0e5',
+      '0e-999',
+      '1e-400',
+      '-1e-400',
+      '1.401298464324817e-45',
+      '7.006492321624085e-46',
+      '7.006492321624086e-46',
+      '1.1754942106924411e-38',
+      '1.1754943508222875e-38',
+      '3.4028234663852886e38',
+      '3.4028235677973366e38',
+      '3.4028235677973362e38',
+      '4.9406564584124654e-324',
+      '2.2250738585072011e-308',
+      '2.2250738585072012e-308',
+      '1.7976931348623157e308',
+      '9007199254740993',
+      '0.1',
+      '1E2',
+      '1e+2',
+      '123456789012345678901234567890',
+      '0.000000000000000000000000000000000000000000001'
+    ])
+  })
+
+  it('reads exactly what the fast algorithms cannot decide: a hair past a halfway point between doubles', async () => {
+    // h = 1 + 2^-24 + 2^-53 is halfway between the double m = 1 + 2^-24 (a float32 midpoint) and
+    // the next double up. A hair above h reads as that double, whose float32 is 1 + 2^-23; the
+    // truncated first 19 digits alone would read as m, whose float32 ties to even at 1.
+    const exact = ((2n ** 53n + 2n ** 29n + 1n) * 5n ** 53n).toString()
+    const above = `${exact[0]}.${exact.slice(1)}0001`
+    const below = `${exact[0]}.${exact.slice(1, -1)}${Number(exact.at(-1)) - 1}9999`
+    expect(Math.fround(JSON.parse(above))).toBe(1 + 2 ** -23)
+    expect(Math.fround(JSON.parse(below))).toBe(1)
+    await expectF32([above, below, `-${above}`, '0.5', above])
+  })
+
+  it('reads integers for int32 tensors: 1.0 and 1e2 are integers, 1.5 is not', async () => {
+    expect(Array.from((await readRow(['0', '1.0', '1e2', '-100', '2147483647', '-2147483648'], 'i32')) ?? [])).toEqual([
+      0, 1, 100, -100, 2147483647, -2147483648
+    ])
+    expect(await readRow(['1.5'], 'i32')).toBeNull()
+    expect(await readRow(['2147483648'], 'i32')).toBeNull()
+    expect(await readRow(['1e400'], 'i32')).toBeNull()
+  })
+
+  it('takes nothing JSON does not: leading zeros, bare points, signs, words, overflowing float32', async () => {
+    for (const text of [
+      '01',
+      '1.',
+      '.5',
+      '+1',
+      '-',
+      '1e',
+      '1e+',
+      'NaN',
+      'Infinity',
+      '0x10',
+      '"1"',
+      'true',
+      '1e39',
+      '-3.5e38'
+    ]) {
+      expect(await readRow([text]), text).toBeNull()
+    }
+  })
+})
+
+describe('printing numbers in the kernel', () => {
+  it('prints each float32 as the shortest decimal that reads back to it, laid out as JavaScript would', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(float32, { minLength: 1, maxLength: 300 }), async (values) => {
+        const floats = Float32Array.from(values)
+        const text = await print(floats)
+        const read = JSON.parse(text) as number[]
+        expect(read.length).toBe(floats.length)
+        for (let i = 0; i < floats.length; i++) {
+          expect(Object.is(Math.fround(read[i]), floats[i])).toBe(true)
+        }
+        // Shortest: no decimal with fewer significant digits reads back; the layout is JavaScript's.
+        const printed = text.slice(1, -1).split(',')
+        for (let i = 0; i < floats.length; i++) {
+          const value = floats[i]
+          if (value === 0) {
+            expect(printed[i]).toBe(Object.is(value, -0) ? '-0' : '0')
+            continue
+          }
+          let shortest = ''
+          for (let precision = 1; precision <= 9; precision++) {
+            const candidate = Number(value.toPrecision(precision))
+            if (Math.fround(candidate) === value) {
+              shortest = String(candidate)
+              break
+            }
+          }
+          const digits = (s: string) =>
+            s.replace(/^-/, '').replace(/e.*$/, '').replace('.', '').replace(/^0+/, '').length
+          expect(digits(printed[i])).toBeLessThanOrEqual(digits(shortest))
+          expect(/^-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[+-][0-9]+)?$/.test(printed[i])).toBe(true)
+          if (digits(printed[i]) === digits(shortest) && Number(printed[i]) === Number(shortest)) {
+            expect(printed[i]).toBe(shortest)
+          }
+        }
+      }),
+      RUNS
+    )
+    expect(
+      await print(Float32Array.of(0.1, -2.5e-7, 1e21, 1e20, 123456, 3.4028234663852886e38, 1.401298464324817e-45))
+    ).toBe('[0.1,-2.5e-7,1e+21,100000000000000000000,123456,3.4028235e+38,1e-45]')
+  })
+
+  it('prints float64 and int32 values exactly as JSON.stringify does, in the nesting of their shape', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.double(), { minLength: 6, maxLength: 6 }), async (values) => {
+        const doubles = Float64Array.from(values)
+        expect(await print(doubles, [2, 3])).toBe(JSON.stringify([values.slice(0, 3), values.slice(3)]))
+        expect(await print(doubles, [1, 2, 3])).toBe(JSON.stringify([[values.slice(0, 3), values.slice(3)]]))
+      }),
+      RUNS
+    )
+    const ints = Int32Array.of(1, -2, 2147483647, -2147483648)
+    expect(await print(ints, [2, 2])).toBe('[[1,-2],[2147483647,-2147483648]]')
+  })
+
+  it('nests float32 rows as (B, T, V) across task boundaries', async () => {
+    const values = Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => i / 8 - 1)
+    const nested = [0, 1].map((b) =>
+      [0, 1, 2].map((t) => Array.from(values.subarray((b * 3 + t) * 4, (b * 3 + t + 1) * 4)))
+    )
+    expect(await print(values, [2, 3, 4])).toBe(JSON.stringify(nested))
+  })
+})
