@@ -17,7 +17,7 @@ import playground from './http/playground.js'
 import pressure, { type PressureReadings } from './http/pressure.js'
 import rateLimit from './http/rate-limit.js'
 import requestIdHeader, { requestId } from './http/request-id.js'
-import safetensorsBody from './http/safetensors-body.js'
+import kernelBody from './http/kernel-body.js'
 import shutdown from './http/shutdown.js'
 import swagger from './http/swagger.js'
 import { registerTensorRoute } from './http/tensor-route.js'
@@ -104,7 +104,7 @@ export async function buildApp(settings: Partial<AppConfig> = {}, options: AppOp
     workerMaxOldGenerationMb: config.WORKER_MAX_OLD_GENERATION_MB,
     faults: options.faults
   })
-  await app.register(safetensorsBody, { maxElements: config.MAX_ELEMENTS })
+  await app.register(kernelBody, { maxElements: config.MAX_ELEMENTS })
   await app.register(healthRoutes)
   await app.register(async (routes) => {
     registerTensorRoute(routes, crossEntropyOperation)

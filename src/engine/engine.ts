@@ -3,7 +3,7 @@ import { Piscina } from 'piscina'
 import { CROSS_ENTROPY_CALL, type KernelEntry, writeCall } from './abi.js'
 import { ControlWords } from './control.js'
 import { QueueFullError, ShuttingDownError, TooManyElementsError, WorkerFailedError } from './errors.js'
-import type { Fault, FaultSource } from './faults.js'
+import { type Fault, type FaultSource, faultHits } from './faults.js'
 import { kernelModule } from './kernels.js'
 import { KernelArena } from './memory.js'
 import { f32, f64, i32, u8 } from './plan.js'
@@ -161,7 +161,8 @@ export function createEngine(options: EngineOptions): Engine {
     openRequest: () => new RequestMemory(arena),
     run(memory, entry, call, rows, vocab, runOptions = {}) {
       if (closed) return Promise.reject(new ShuttingDownError())
-      const fault = options.faults?.(runOptions.requestId)
+      const chosen = options.faults?.(runOptions.requestId)
+      const fault = chosen !== undefined && faultHits(chosen, entry) ? chosen : undefined
       const work = runRanges(
         partitionRows(rows, vocab, threads),
         (rowStart, rowEnd, control, taskId): Task & { fault?: Fault } => ({

@@ -1,4 +1,4 @@
-import { ALL_ROWS_VALID } from './abi.js'
+import { ALL_ROWS_VALID, type KernelEntry } from './abi.js'
 
 /**
  * Faults a test can inject into a worker: to prove that one failing task fails only its own
@@ -12,11 +12,23 @@ import { ALL_ROWS_VALID } from './abi.js'
  * - hold: the task runs its first `afterRows` rows, then says so at the barrier and waits there
  *   until the test releases it, then runs the rest; a task cancelled meanwhile stops at its next row.
  */
-export type Fault =
+export type Fault = (
   | { kind: 'throw' }
   | { kind: 'exit' }
   | { kind: 'oom' }
   | { kind: 'hold'; barrier: Int32Array; afterRows?: number }
+) & {
+  /** The entry whose tasks it hits; by default the computing ones (COMPUTING_ENTRIES), not the JSON reading and printing. */
+  entry?: KernelEntry
+}
+
+/** The entries that compute an operation, which a fault hits unless it names another. */
+export const COMPUTING_ENTRIES: readonly KernelEntry[] = ['hardTargetRows', 'softTargetRows', 'logprobRows']
+
+/** Whether `fault` hits the tasks of `entry`. */
+export function faultHits(fault: Fault, entry: KernelEntry): boolean {
+  return fault.entry === undefined ? COMPUTING_ENTRIES.includes(entry) : fault.entry === entry
+}
 
 /** Chooses the fault for each computation, by the id of the request it serves (tests only). */
 export type FaultSource = (requestId: string | undefined) => Fault | undefined

@@ -62,7 +62,11 @@ async function enginePlugin(app: FastifyInstance, opts: EnginePluginOptions): Pr
     uploadEnded.set(request, end)
     reply.raw.once('close', end)
   })
+  const holdingSlot = new WeakSet<object>()
   app.decorate('takeSlot', async (request, reply) => {
+    // A request takes one slot, however many hooks ask for it.
+    if (holdingSlot.has(request)) return
+    holdingSlot.add(request)
     uploadEnded.get(request)?.()
     const release = engine.takeSlot()
     if (release === null) throw new QueueFullError()

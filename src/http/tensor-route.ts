@@ -3,10 +3,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import Negotiator from 'negotiator'
 import { SafetensorsBodySchema } from '../../schemas/binary.js'
 import { ErrorSchema } from '../../schemas/common.js'
+import { readJsonText } from '../codec/json-parse.js'
+import { ArenaFullError } from '../engine/memory.js'
 import type { RequestMemory } from '../engine/request.js'
 import { XentErrors } from '../errors.js'
+import { type BodyValidator, readSmallFields } from '../ops/json-body.js'
 import type { Operation, OperationDocs } from '../ops/operation.js'
-import type { SafetensorsBody } from './safetensors-body.js'
+import { JsonBody, type SafetensorsBody } from './kernel-body.js'
 
 // The one route every tensor operation (/v1/cross-entropy, /v1/logprobs) is served by: two body
 // formats, two answer formats, one set of error answers.
@@ -57,7 +60,7 @@ function tensorRouteSchema(docs: OperationDocs) {
  */
 const stringifyAnswer = () => (data: unknown) => JSON.stringify(data)
 
-/** A safetensors body, as the safetensors-body plugin leaves it (already in kernel memory). */
+/** A safetensors body, as the kernel-body plugin leaves it (already in kernel memory). */
 function isSafetensorsBody(body: unknown): body is SafetensorsBody {
   return typeof body === 'object' && body !== null && 'bytes' in body && body.bytes instanceof Uint8Array
 }
@@ -105,36 +108,81 @@ function sendSafetensors(reply: FastifyReply, chunks: Uint8Array[]): FastifyRepl
   return reply.send(Readable.from(chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))))
 }
 
+/** A JSON answer's chunks (which may view the request's kernel memory), written as they are. */
+function sendJson(reply: FastifyReply, chunks: Uint8Array[]): FastifyReply {
+  const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0)
+  reply.type('application/json; charset=utf-8').header('content-length', length)
+  return reply.send(Readable.from(chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))))
+}
+
 /** Serves `operation` at its url. */
 export function registerTensorRoute<Job extends { memory: RequestMemory }, Result, Query extends object>(
   app: FastifyInstance,
   operation: Operation<Job, Result, Query>
 ): void {
+  // Jobs the fast JSON reading made, by request.
+  const readJobs = new WeakMap<FastifyRequest, Job>()
+
+  /**
+   * A JSON body in kernel memory is read here, before the schema: by the workers when it is a
+   * body the fast reading takes (the schema then checks its small fields, with stand-ins for the
+   * tensors already read), else the general way, JSON.parse, whose result the schema checks as
+   * it always has. Either way the body the schema sees is plain JSON.
+   */
+  async function readJsonBody(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const body = request.body
+    if (!(body instanceof JsonBody)) return
+    if (body.bytes !== null) {
+      // The workers read it: the request holds its admission slot from here.
+      await app.takeSlot(request, reply)
+      const run = { signal: request.deadline, requestId: request.id }
+      const memory = request.kernelMemory()
+      const validate = request.compileValidationSchema(operation.docs.request, 'body') as BodyValidator
+      const fast = await readSmallFields(app.engine, memory, body.bytes, operation.jsonTensors, validate, run)
+      const job = fast === null ? null : await operation.readJson(fast, memory, app.engine, run)
+      if (fast !== null && job !== null) {
+        readJobs.set(request, job)
+        request.body = fast.body
+        return
+      }
+    }
+    request.body = readJsonText(body.text())
+  }
+
   app.post(
     operation.url,
     {
       schema: tensorRouteSchema(operation.docs),
       onRequest: app.shedWhenFull,
-      preValidation: refuseRepeatedQuery,
+      preValidation: [refuseRepeatedQuery, readJsonBody],
       preHandler: app.takeSlot,
       serializerCompiler: stringifyAnswer
     },
     async (request, reply) => {
       const query = request.query as Query
       const memory = request.kernelMemory()
+      const run = { signal: request.deadline, requestId: request.id }
       let job: Job
       if (isSafetensorsBody(request.body)) {
         job = operation.fromSafetensors(request.body.bytes, query, memory, app.engine)
       } else {
         refuseQueryForJson(query, operation.jsonQuery)
-        job = operation.fromJson(request.body, memory, app.engine)
+        job = readJobs.get(request) ?? operation.fromJson(request.body, memory, app.engine)
       }
       // The job's memory belongs to the request: it is released once the answer has been sent
       // (and its tasks have settled).
-      const result = await operation.compute(app.engine, job, { signal: request.deadline, requestId: request.id })
+      const result = await operation.compute(app.engine, job, run)
       app.metrics.elements.inc(operation.elements(job))
       if (wantsSafetensors(request)) return sendSafetensors(reply, operation.toSafetensors(job, result, query))
-      return operation.toJson(job, result)
+      let chunks: Uint8Array[]
+      try {
+        chunks = await operation.printJson(app.engine, job, result, run)
+      } catch (error) {
+        // No room left to print into: the answer is written here instead.
+        if (error instanceof ArenaFullError) return operation.toJson(job, result)
+        throw error
+      }
+      return sendJson(reply, chunks)
     }
   )
 }

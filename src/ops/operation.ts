@@ -1,6 +1,7 @@
 import type { TSchema } from 'typebox'
 import type { Engine, RunOptions } from '../engine/engine.js'
 import type { RequestMemory } from '../engine/request.js'
+import type { FastJson } from './json-body.js'
 
 /** What the OpenAPI document says of an operation's route. */
 export interface OperationDocs {
@@ -27,9 +28,15 @@ export interface Operation<Job extends { memory: RequestMemory }, Result, Query>
   /** Query parameters a JSON request may still carry: options of the answer's format. */
   jsonQuery: readonly string[]
   fromJson(body: unknown, memory: RequestMemory, engine: Engine): Job
+  /** The JSON body's tensor fields: the workers read them (./json-body.ts). */
+  jsonTensors: readonly string[]
+  /** The fast reading of a JSON body: its job, or null for the general reading (fromJson). */
+  readJson(fast: FastJson, memory: RequestMemory, engine: Engine, run: RunOptions): Promise<Job | null>
   fromSafetensors(bytes: Uint8Array, query: Query, memory: RequestMemory, engine: Engine): Job
   compute(engine: Engine, job: Job, run: RunOptions): Promise<Result>
   toJson(job: Job, result: Result): unknown
+  /** The JSON answer as text chunks, its large arrays printed by the workers (as toJson's values). */
+  printJson(engine: Engine, job: Job, result: Result, run: RunOptions): Promise<Uint8Array[]>
   toSafetensors(job: Job, result: Result, query: Query): Uint8Array[]
   /** B·T·V, for the elements-processed metric. */
   elements(job: Job): number

@@ -129,15 +129,28 @@ describe('admission by the plan', () => {
     const rows = mostRowsThatFit(app.engine.arena.capacity, ['entropy'])
     const holdRows = Math.min(MAX_ELEMENTS, Math.floor((rows * 2) / 3))
     const busyRows = Math.min(MAX_ELEMENTS, rows - holdRows + 1000)
-    // The first holds its memory at the barrier; the second would fit an idle server, not this one.
+    // The first holds its memory at the barrier (and, computing, every worker); the second would
+    // fit an idle server, not this one. It is safetensors, which admission weighs on this thread:
+    // a JSON body's numbers are read by the workers, which the first holds.
     const holding = app.inject(post(oneWordBody(holdRows, ['entropy']), 'holds-memory')).then((r) => r)
     await barrier.arrived()
-    const busy = await app.inject(post(oneWordBody(busyRows, ['entropy'])))
+    const busyFile = safetensorsFile([
+      { name: 'logits', dtype: 'F32', shape: [busyRows, 1], data: new Float32Array(busyRows) },
+      { name: 'targets', dtype: 'I32', shape: [busyRows], data: new Int32Array(busyRows) }
+    ])
+    const busyRequest = {
+      method: 'POST' as const,
+      url: '/v1/cross-entropy?outputs=entropy',
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: busyFile
+    }
+    const busy = await app.inject(busyRequest)
     expect(busy.statusCode).toBe(503)
     expect(busy.json().code).toBe('XENT_MEMORY_BUSY')
     expect(busy.headers['retry-after']).toBe('1')
     barrier.release()
     expect((await holding).statusCode).toBe(200)
+    expect((await app.inject(busyRequest)).statusCode).toBe(200)
     expect((await app.inject(post(oneWordBody(busyRows, ['entropy'])))).statusCode).toBe(200)
     expect(app.engine.arena.usedBytes).toBe(0)
   })

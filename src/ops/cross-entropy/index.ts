@@ -6,7 +6,13 @@ import {
 } from '../../../schemas/cross-entropy.js'
 import type { Operation } from '../operation.js'
 import { type CrossEntropyResult, computeCrossEntropy } from './compute.js'
-import { decodeCrossEntropyJson, encodeCrossEntropyJson } from './json.js'
+import {
+  CROSS_ENTROPY_TENSORS,
+  decodeCrossEntropyJson,
+  encodeCrossEntropyJson,
+  printCrossEntropyJson,
+  readCrossEntropyJson
+} from './json.js'
 import type { CrossEntropyJob } from './plan.js'
 import { decodeCrossEntropySafetensors, encodeCrossEntropySafetensors } from './safetensors.js'
 
@@ -35,6 +41,9 @@ export const crossEntropyOperation: Operation<CrossEntropyJob, CrossEntropyResul
   fromSafetensors: decodeCrossEntropySafetensors,
   compute: computeCrossEntropy,
   toJson: encodeCrossEntropyJson,
+  jsonTensors: CROSS_ENTROPY_TENSORS,
+  readJson: readCrossEntropyJson,
+  printJson: printCrossEntropyJson,
   toSafetensors: (job, result, query) => encodeCrossEntropySafetensors(job, result, query.grad_dtype ?? 'F32'),
   elements: (job) => job.shape.rows * job.shape.vocab
 }

@@ -7,10 +7,14 @@ import {
   measureShapes,
   reshape
 } from '../../codec/json-tensors.js'
+import { parseNumbers } from '../../codec/json-text.js'
 import { checkSoftTargets } from '../../codec/soft-targets.js'
-import type { Engine } from '../../engine/engine.js'
+import { checkWeights } from '../../codec/weights.js'
+import type { Engine, RunOptions } from '../../engine/engine.js'
 import type { RequestMemory } from '../../engine/request.js'
 import { XentErrors } from '../../errors.js'
+import { type FastJson, sameShape, shapeOf, targetsInRange } from '../json-body.js'
+import { JsonAnswer } from '../json-answer.js'
 import type { CrossEntropyResult } from './compute.js'
 import { optionsFromBody } from './options.js'
 import { admitCrossEntropy, type CrossEntropyJob } from './plan.js'
@@ -54,6 +58,120 @@ export function decodeCrossEntropyJson(
     weight: views.weight,
     views
   }
+}
+
+/** The tensor fields of a JSON cross-entropy request, which the workers read. */
+export const CROSS_ENTROPY_TENSORS = ['logits', 'targets', 'soft_targets', 'weight'] as const
+
+/**
+ * The fast reading of a JSON cross-entropy request (see ../json-body.ts): the shapes from the
+ * index, every tensor parsed by the workers straight into its allocation. Null wherever the
+ * general reading might answer otherwise than with this job: it then reads the same body.
+ */
+export async function readCrossEntropyJson(
+  fast: FastJson,
+  memory: RequestMemory,
+  engine: Pick<Engine, 'admit' | 'arena' | 'run'>,
+  run: RunOptions
+): Promise<CrossEntropyJob | null> {
+  const logitsShape = shapeOf(fast, 'logits')
+  const hasTargets = fast.tensors.has('targets')
+  const hasSoft = fast.tensors.has('soft_targets')
+  if (logitsShape === null || logitsShape.length < 2 || hasTargets === hasSoft) return null
+  const vocab = logitsShape[logitsShape.length - 1]
+  const targetsShape = logitsShape.slice(0, -1)
+  const rows = targetsShape.reduce((a, b) => a * b, 1)
+  if (hasTargets && !sameShape(shapeOf(fast, 'targets'), targetsShape)) return null
+  if (hasSoft && !sameShape(shapeOf(fast, 'soft_targets'), logitsShape)) return null
+  const hasWeight = fast.tensors.has('weight')
+  if (hasWeight && !sameShape(shapeOf(fast, 'weight'), [vocab])) return null
+  const shape = { rows, vocab, logitsShape, targetsShape }
+  let views: ReturnType<typeof admitCrossEntropy>
+  let options: ReturnType<typeof optionsFromBody>
+  try {
+    options = optionsFromBody(fast.body as CrossEntropyRequest)
+    views = admitCrossEntropy(
+      engine,
+      memory,
+      shape,
+      options,
+      { format: 'json', softTargets: hasSoft, weight: hasWeight },
+      fast.json.bytes.length
+    )
+  } catch {
+    return null
+  }
+  const logits = views.logits as Float32Array
+  const parse = (name: string, into: Float32Array | Int32Array | null) => {
+    const field = fast.tensors.get(name)
+    return field === undefined || into === null
+      ? Promise.resolve(true)
+      : parseNumbers(engine, memory, fast.json, field, into, run)
+  }
+  // One tensor after another: a request keeps one run of tasks in flight.
+  for (const [name, into] of [
+    ['logits', logits],
+    ['targets', views.targets],
+    ['soft_targets', views.softTargets],
+    ['weight', views.weight]
+  ] as const) {
+    if (!(await parse(name, into))) return null
+  }
+  if (hasTargets && !targetsInRange(views.targets, vocab, options.ignoreIndex)) return null
+  if (!hasTargets) views.targets.fill(0)
+  try {
+    if (views.softTargets !== null) checkSoftTargets(views.softTargets, vocab, targetsShape)
+    if (views.weight !== null) checkWeights(views.weight)
+  } catch {
+    return null
+  }
+  return {
+    memory,
+    shape,
+    options,
+    logits,
+    dtype: 'F32',
+    targets: views.targets,
+    softTargets: views.softTargets,
+    weight: views.weight,
+    views
+  }
+}
+
+/**
+ * The JSON answer, printed: its large arrays by the workers into the request's memory, the rest
+ * here, in the order and with the values of encodeCrossEntropyJson.
+ */
+export async function printCrossEntropyJson(
+  engine: Pick<Engine, 'arena' | 'run'>,
+  job: CrossEntropyJob,
+  result: CrossEntropyResult,
+  run: RunOptions
+): Promise<Uint8Array[]> {
+  const { options, shape } = job
+  const answer = new JsonAnswer(engine, job.memory, run)
+  answer.field('loss')
+  if (options.reduction === 'none') answer.array(result.tokenLoss, shape.targetsShape)
+  else answer.value(finiteOrNull(result.loss))
+  answer.field('perplexity').value(finiteOrNull(result.perplexity))
+  answer.field('count').value(result.count)
+  if (options.outputs.has('token_losses')) answer.field('token_losses').array(result.tokenLoss, shape.targetsShape)
+  if (result.gradients !== null) answer.field('gradients').array(result.gradients, shape.logitsShape)
+  const analytics = result.analytics
+  if (analytics !== null) {
+    const wants = (name: OutputName) => options.outputs.has(name)
+    if (wants('entropy')) answer.field('entropy').array(analytics.entropy, shape.targetsShape)
+    if (wants('target_logprobs')) answer.field('target_logprobs').array(analytics.targetLogprobs, shape.targetsShape)
+    if (wants('predictions')) answer.field('predictions').array(analytics.predictions, shape.targetsShape)
+    if (wants('accuracy')) answer.field('accuracy').value(finiteOrNull(analytics.accuracy))
+    if (wants('sequence_losses')) answer.field('sequence_losses').value(Array.from(analytics.sequenceLosses, finiteOrNull))
+    if (wants('sequence_perplexities')) {
+      answer.field('sequence_perplexities').value(Array.from(analytics.sequencePerplexities, finiteOrNull))
+    }
+    if (wants('bits_per_token')) answer.field('bits_per_token').value(finiteOrNull(analytics.bitsPerToken))
+    if (wants('z_loss')) answer.field('z_loss').value(finiteOrNull(analytics.zLoss))
+  }
+  return answer.finish()
 }
 
 /** The JSON answer: non-finite scalars become null, large outputs take the caller's shapes. */

@@ -7,7 +7,13 @@ import {
 } from '../../../schemas/logprobs.js'
 import type { Operation } from '../operation.js'
 import { computeLogprobs, type LogprobsResult } from './compute.js'
-import { decodeLogprobsJson, encodeLogprobsJson } from './json.js'
+import {
+  decodeLogprobsJson,
+  encodeLogprobsJson,
+  LOGPROBS_TENSORS,
+  printLogprobsJson,
+  readLogprobsJson
+} from './json.js'
 import type { LogprobsJob } from './plan.js'
 import { decodeLogprobsSafetensors, encodeLogprobsSafetensors } from './safetensors.js'
 
@@ -35,6 +41,9 @@ export const logprobsOperation: Operation<LogprobsJob, LogprobsResult, LogprobsQ
   fromSafetensors: decodeLogprobsSafetensors,
   compute: computeLogprobs,
   toJson: encodeLogprobsJson,
+  jsonTensors: LOGPROBS_TENSORS,
+  readJson: readLogprobsJson,
+  printJson: printLogprobsJson,
   toSafetensors: (job, result) => encodeLogprobsSafetensors(job, result),
   elements: (job) => job.shape.rows * job.shape.vocab
 }

@@ -1,7 +1,10 @@
 import type { LogprobsRequest, LogprobsResponse } from '../../../schemas/logprobs.js'
 import { copyLogits, copyTargets, measureShapes, reshape } from '../../codec/json-tensors.js'
-import type { Engine } from '../../engine/engine.js'
+import { parseNumbers } from '../../codec/json-text.js'
+import type { Engine, RunOptions } from '../../engine/engine.js'
 import type { RequestMemory } from '../../engine/request.js'
+import { type FastJson, sameShape, shapeOf, targetsInRange } from '../json-body.js'
+import { JsonAnswer } from '../json-answer.js'
 import type { LogprobsResult } from './compute.js'
 import { checkAgainstShape, optionsFromBody } from './options.js'
 import { admitLogprobs, type LogprobsJob } from './plan.js'
@@ -23,6 +26,65 @@ export function decodeLogprobsJson(
     copyTargets(body.targets, vocab, options.ignoreIndex, views.targets)
   }
   return { memory, shape, options, logits, dtype: 'F32', targets: views.targets, views }
+}
+
+/** The tensor fields of a JSON logprobs request, which the workers read. */
+export const LOGPROBS_TENSORS = ['logits', 'targets'] as const
+
+/** The fast reading of a JSON logprobs request (as readCrossEntropyJson): a job, or null. */
+export async function readLogprobsJson(
+  fast: FastJson,
+  memory: RequestMemory,
+  engine: Pick<Engine, 'admit' | 'arena' | 'run'>,
+  run: RunOptions
+): Promise<LogprobsJob | null> {
+  const logitsShape = shapeOf(fast, 'logits')
+  if (logitsShape === null || logitsShape.length < 2) return null
+  const vocab = logitsShape[logitsShape.length - 1]
+  const leadingShape = logitsShape.slice(0, -1)
+  const rows = leadingShape.reduce((a, b) => a * b, 1)
+  const hasTargets = fast.tensors.has('targets')
+  if (hasTargets && !sameShape(shapeOf(fast, 'targets'), leadingShape)) return null
+  const shape = { rows, vocab, logitsShape, leadingShape }
+  let options: ReturnType<typeof optionsFromBody>
+  let views: ReturnType<typeof admitLogprobs>
+  try {
+    options = optionsFromBody(fast.body as LogprobsRequest)
+    checkAgainstShape(options, hasTargets, vocab)
+    views = admitLogprobs(engine, memory, shape, options, { format: 'json', targets: hasTargets }, fast.json.bytes.length)
+  } catch {
+    return null
+  }
+  const logits = views.logits as Float32Array
+  const logitsField = fast.tensors.get('logits')
+  const targetsField = fast.tensors.get('targets')
+  if (logitsField === undefined || !(await parseNumbers(engine, memory, fast.json, logitsField, logits, run))) return null
+  if (targetsField !== undefined && views.targets !== null) {
+    if (!(await parseNumbers(engine, memory, fast.json, targetsField, views.targets, run))) return null
+  }
+  if (views.targets !== null && !targetsInRange(views.targets, vocab, options.ignoreIndex)) return null
+  return { memory, shape, options, logits, dtype: 'F32', targets: views.targets, views }
+}
+
+/** The JSON answer of a logprobs request, printed (as encodeLogprobsJson writes it). */
+export async function printLogprobsJson(
+  engine: Pick<Engine, 'arena' | 'run'>,
+  job: LogprobsJob,
+  result: LogprobsResult,
+  run: RunOptions
+): Promise<Uint8Array[]> {
+  const answer = new JsonAnswer(engine, job.memory, run)
+  const leading = job.shape.leadingShape
+  if (result.targetLogprobs !== null) answer.field('target_logprobs').array(result.targetLogprobs, leading)
+  if (result.topIds !== null && result.topLogprobs !== null) {
+    const shape = [...leading, job.options.topK]
+    answer.field('top_k').begin()
+    answer.field('ids').array(result.topIds, shape)
+    answer.field('logprobs').array(result.topLogprobs, shape)
+    answer.end()
+  }
+  if (result.entropy !== null) answer.field('entropy').array(result.entropy, leading)
+  return answer.finish()
 }
 
 /** The JSON answer of a logprobs request. */

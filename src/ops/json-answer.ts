@@ -1,0 +1,103 @@
+import { reshape } from '../codec/json-tensors.js'
+import { printNumbers } from '../codec/json-text.js'
+import type { Engine, RunOptions } from '../engine/engine.js'
+import { f32, f64, i32 } from '../engine/plan.js'
+import type { RequestMemory } from '../engine/request.js'
+
+/**
+ * A JSON answer written as text: the scalars and small arrays here, with JSON.stringify; the
+ * large arrays by the workers, straight from kernel memory into it (src/codec/json-text.ts),
+ * all at once. The result is the answer's bytes as chunks, some of them views of the request's
+ * memory, which the route writes as they are.
+ */
+
+/** float64 and int32 arrays shorter than this are printed here: a task would cost more. */
+const PRINT_HERE_BELOW = 4096
+
+export class JsonAnswer {
+  readonly #engine: Pick<Engine, 'arena' | 'run'>
+  readonly #memory: RequestMemory
+  readonly #run: RunOptions
+  readonly #parts: Array<Promise<Uint8Array[]>> = []
+  #last: Promise<unknown> = Promise.resolve()
+  #text = '{'
+  /** Fields written so far in each open object, the innermost last. */
+  readonly #fields = [0]
+
+  constructor(engine: Pick<Engine, 'arena' | 'run'>, memory: RequestMemory, run: RunOptions) {
+    this.#engine = engine
+    this.#memory = memory
+    this.#run = run
+  }
+
+  /** Starts the next field. */
+  field(name: string): this {
+    const open = this.#fields.length - 1
+    this.#text += `${this.#fields[open]++ === 0 ? '' : ','}${JSON.stringify(name)}:`
+    return this
+  }
+
+  /** A nested object as the value of the field just started; end() closes it. */
+  begin(): this {
+    this.#text += '{'
+    this.#fields.push(0)
+    return this
+  }
+
+  end(): this {
+    this.#text += '}'
+    this.#fields.pop()
+    return this
+  }
+
+  /** A value as JSON.stringify writes it. */
+  value(value: unknown): this {
+    this.#text += JSON.stringify(value)
+    return this
+  }
+
+  /**
+   * A flat array as nested arrays of `shape`: float32 values as their shortest round-trip
+   * decimals, float64 and int32 ones as JSON.stringify writes them.
+   */
+  array(values: Float32Array | Float64Array | Int32Array, shape: readonly number[]): this {
+    if (!(values instanceof Float32Array) && values.length < PRINT_HERE_BELOW) {
+      return this.value(reshape(values, [...shape]))
+    }
+    this.#flush()
+    // One array after another: a request keeps one run of tasks in flight (as its admission
+    // slot assumes), and when one cannot be printed none after it starts.
+    const printed = this.#last.then(() => {
+      const inKernel = values.buffer === this.#engine.arena.buffer ? values : this.#copy(values)
+      return printNumbers(this.#engine, this.#memory, inKernel, shape, this.#run)
+    })
+    this.#last = printed
+    this.#parts.push(printed)
+    return this
+  }
+
+  /** The answer's bytes, once every array is printed. */
+  async finish(): Promise<Uint8Array[]> {
+    this.#text += '}'
+    this.#flush()
+    await this.#last
+    return (await Promise.all(this.#parts)).flat()
+  }
+
+  #flush(): void {
+    if (this.#text.length > 0) this.#parts.push(Promise.resolve([Buffer.from(this.#text)]))
+    this.#text = ''
+  }
+
+  #copy(values: Float32Array | Float64Array | Int32Array): Float32Array | Float64Array | Int32Array {
+    const n = values.length
+    const into =
+      values instanceof Float32Array
+        ? this.#memory.allocate({ v: f32(n) }).v
+        : values instanceof Float64Array
+          ? this.#memory.allocate({ v: f64(n) }).v
+          : this.#memory.allocate({ v: i32(n) }).v
+    into.set(values)
+    return into
+  }
+}
