@@ -30,4 +30,3 @@ export function parseJson(text: string): unknown {
     text.charCodeAt(0) === 0xfeff || text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')
   return suspect ? secureJson.parse(text, { protoAction: 'error', constructorAction: 'error' }) : JSON.parse(text)
 }
-

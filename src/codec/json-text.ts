@@ -168,7 +168,7 @@ export async function parseNumbers(
 }
 
 /** Bytes of text a number of each kind may take, its comma included. */
-const BYTES_PER_NUMBER = { [PRINT_KIND.F32]: 16, [PRINT_KIND.F64]: 25, [PRINT_KIND.I32]: 12 }
+const BYTES_PER_NUMBER = { [PRINT_KIND.F32]: 24, [PRINT_KIND.F64]: 25, [PRINT_KIND.I32]: 12 }
 
 /**
  * Prints `values` (rows × count, grouped as `shape` says: the last dimension a row) as a JSON

@@ -72,7 +72,8 @@ async function kernelBody(app: FastifyInstance, opts: KernelBodyOptions): Promis
             : `the body ended after ${received} of its ${length} bytes`
         ),
       inJsWhenFull: false,
-      done: (error, received) => done(error, error === null ? ({ bytes: received?.bytes } as SafetensorsBody) : undefined)
+      done: (error, received) =>
+        done(error, error === null ? ({ bytes: received?.bytes } as SafetensorsBody) : undefined)
     })
   })
 
@@ -93,7 +94,10 @@ async function kernelBody(app: FastifyInstance, opts: KernelBodyOptions): Promis
       lengthMismatch: () => new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH(),
       inJsWhenFull: true,
       done: (error, received) =>
-        done(error, error === null && received !== undefined ? new JsonBody(received.bytes, received.chunks) : undefined)
+        done(
+          error,
+          error === null && received !== undefined ? new JsonBody(received.bytes, received.chunks) : undefined
+        )
     })
   })
 }
@@ -202,7 +206,8 @@ export class JsonBody {
 
   /** The body as text, for the general reading (JSON.parse). */
   text(): string {
-    if (this.bytes !== null) return Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length).toString('utf8')
+    if (this.bytes !== null)
+      return Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length).toString('utf8')
     return Buffer.concat(this.chunks).toString('utf8')
   }
 }

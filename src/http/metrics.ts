@@ -20,6 +20,7 @@ export interface XentMetrics {
   rejections: Counter<'reason'>
   elements: Counter
   cancelledTasks: Counter<'stage'>
+  jsonBodies: Counter<'reading'>
 }
 
 declare module 'fastify' {
@@ -129,6 +130,12 @@ async function metrics(app: FastifyInstance): Promise<void> {
       help: 'Logits (B·T·V) of every computed request.',
       registers: [registry]
     }),
+    jsonBodies: new Counter({
+      name: 'xent_json_bodies_total',
+      help: 'JSON bodies by how they were read: by the workers from kernel memory, or the general way (JSON.parse), as anything unusual is.',
+      labelNames: ['reading'] as const,
+      registers: [registry]
+    }),
     cancelledTasks: new Counter({
       name: 'xent_cancelled_tasks_total',
       help: 'Pool tasks cancelled (client gone, timeout, or a failed sibling task), by how far they had got.',
@@ -152,7 +159,7 @@ async function metrics(app: FastifyInstance): Promise<void> {
         tags: ['health'],
         summary: 'Prometheus metrics',
         description:
-          'Prometheus text: request durations by route and status, pool queue depth, active workers and utilization, kernel memory held and admission slots taken, elements processed, rejections by reason, and process metrics. Open to probes even when API_KEYS is set.',
+          'Prometheus text: request durations by route and status, pool queue depth, active workers and utilization, kernel memory held and admission slots taken, elements processed, rejections by reason, JSON bodies by how they were read, and process metrics. Open to probes even when API_KEYS is set.',
         response: {
           200: {
             description: 'Prometheus text exposition format.',

@@ -143,9 +143,11 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
       if (fast !== null && job !== null) {
         readJobs.set(request, job)
         request.body = fast.body
+        app.metrics.jsonBodies.inc({ reading: 'workers' })
         return
       }
     }
+    app.metrics.jsonBodies.inc({ reading: 'general' })
     request.body = readJsonText(body.text())
   }
 

@@ -1,7 +1,7 @@
+import { parseJson } from '../codec/json-parse.js'
 import { fieldShape, fieldText, type IndexedJson, indexJson, type JsonField } from '../codec/json-text.js'
 import type { Engine, RunOptions } from '../engine/engine.js'
 import type { RequestMemory } from '../engine/request.js'
-import { parseJson } from '../codec/json-parse.js'
 
 /**
  * The fast reading of a JSON body in kernel memory, shared by the operations: the workers index
@@ -47,9 +47,10 @@ export async function readSmallFields(
   for (const field of json.fields.values()) {
     // A key JSON.stringify would write otherwise than the body did (a control character) is left
     // to the general reading, as is any other irregularity.
-    if (/[\u0000-\u001f]/.test(field.key)) return null
+    const key = JSON.stringify(field.key)
+    if (key !== `"${field.key}"`) return null
     if (text.length > 1) text += ','
-    text += `${JSON.stringify(field.key)}:`
+    text += `${key}:`
     if (tensors.includes(field.key)) {
       const standIn = STAND_INS[field.depth]
       if (standIn === undefined || fieldShape(field) === null) return null

@@ -351,7 +351,7 @@ export function numberRows (call: usize, rowStart: i32, rowEnd: i32, control: us
  * Prints rows [rowStart, rowEnd) of float32s (PR_COUNT a row) as JSON arrays, one after another
  * from PR_OUT + rowStart·PR_STRIDE, each followed by its separator ("," within a second-level
  * array of PR_GROUP rows, "],[" between them, nothing after the last row), and records each
- * row's span. PR_STRIDE must allow 16 bytes a number and 8 more a row.
+ * row's span. PR_STRIDE must allow 24 bytes a number (-123456780000000000000,) and 8 more a row.
  */
 export function printRows (call: usize, rowStart: i32, rowEnd: i32, control: usize): i32 {
   const values = <usize>load<u32>(call + PR_VALUES)

@@ -284,7 +284,7 @@ function decimalLength (v: u32): i32 {
 
 // Writes x at `out` as ECMAScript would write the shortest decimal that reads back (through
 // binary64, then float32) to x, e.g. 0.1, -2.5e-7, 1e+21; ±0 as 0 and -0, non-finite as null.
-// Returns the bytes written (at most 15).
+// Returns the bytes written (at most 22: -123456780000000000000).
 export function printFloat32 (x: f32, out: usize): i32 {
   const bits = reinterpret<u32>(x)
   const sign = bits >> 31

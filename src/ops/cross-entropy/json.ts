@@ -13,8 +13,8 @@ import { checkWeights } from '../../codec/weights.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
 import type { RequestMemory } from '../../engine/request.js'
 import { XentErrors } from '../../errors.js'
-import { type FastJson, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import { JsonAnswer } from '../json-answer.js'
+import { type FastJson, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import type { CrossEntropyResult } from './compute.js'
 import { optionsFromBody } from './options.js'
 import { admitCrossEntropy, type CrossEntropyJob } from './plan.js'
@@ -164,7 +164,8 @@ export async function printCrossEntropyJson(
     if (wants('target_logprobs')) answer.field('target_logprobs').array(analytics.targetLogprobs, shape.targetsShape)
     if (wants('predictions')) answer.field('predictions').array(analytics.predictions, shape.targetsShape)
     if (wants('accuracy')) answer.field('accuracy').value(finiteOrNull(analytics.accuracy))
-    if (wants('sequence_losses')) answer.field('sequence_losses').value(Array.from(analytics.sequenceLosses, finiteOrNull))
+    if (wants('sequence_losses'))
+      answer.field('sequence_losses').value(Array.from(analytics.sequenceLosses, finiteOrNull))
     if (wants('sequence_perplexities')) {
       answer.field('sequence_perplexities').value(Array.from(analytics.sequencePerplexities, finiteOrNull))
     }

@@ -3,8 +3,8 @@ import { copyLogits, copyTargets, measureShapes, reshape } from '../../codec/jso
 import { parseNumbers } from '../../codec/json-text.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
 import type { RequestMemory } from '../../engine/request.js'
-import { type FastJson, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import { JsonAnswer } from '../json-answer.js'
+import { type FastJson, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import type { LogprobsResult } from './compute.js'
 import { checkAgainstShape, optionsFromBody } from './options.js'
 import { admitLogprobs, type LogprobsJob } from './plan.js'
@@ -51,14 +51,22 @@ export async function readLogprobsJson(
   try {
     options = optionsFromBody(fast.body as LogprobsRequest)
     checkAgainstShape(options, hasTargets, vocab)
-    views = admitLogprobs(engine, memory, shape, options, { format: 'json', targets: hasTargets }, fast.json.bytes.length)
+    views = admitLogprobs(
+      engine,
+      memory,
+      shape,
+      options,
+      { format: 'json', targets: hasTargets },
+      fast.json.bytes.length
+    )
   } catch {
     return null
   }
   const logits = views.logits as Float32Array
   const logitsField = fast.tensors.get('logits')
   const targetsField = fast.tensors.get('targets')
-  if (logitsField === undefined || !(await parseNumbers(engine, memory, fast.json, logitsField, logits, run))) return null
+  if (logitsField === undefined || !(await parseNumbers(engine, memory, fast.json, logitsField, logits, run)))
+    return null
   if (targetsField !== undefined && views.targets !== null) {
     if (!(await parseNumbers(engine, memory, fast.json, targetsField, views.targets, run))) return null
   }

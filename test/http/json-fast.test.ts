@@ -1,0 +1,200 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { build, buildForFile, metricValue, safetensorsFile } from '../helper.js'
+
+// JSON bodies are read by the workers, straight from kernel memory, and answers printed by them.
+// The general reading (JSON.parse, the schema, the plain decoders) is the oracle: a body whose
+// first key is spelt with an escape ("\u006cogits") is one the fast reading declines, so the same
+// request goes the general way, and both must give the same answer, or the same error, to the byte.
+
+const app = await buildForFile()
+
+/** The same JSON text with its "logits" key escaped, which only the general reading takes. */
+const general = (text: string) => text.replace('"logits"', '"\\u006cogits"')
+
+const send = (url: string, text: string) =>
+  app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: text })
+
+const readings = async () => ({
+  workers: await metricValue(app, 'xent_json_bodies_total{reading="workers"}'),
+  general: await metricValue(app, 'xent_json_bodies_total{reading="general"}')
+})
+
+async function expectSameAnswer(url: string, text: string): Promise<string> {
+  expect(text).toContain('"logits"')
+  const before = await readings()
+  const fast = await send(url, text)
+  const between = await readings()
+  const slow = await send(url, general(text))
+  // The escaped spelling always goes the general way; a good body never does.
+  expect((await readings()).general).toBe(between.general + 1)
+  if (fast.statusCode === 200) expect(between.workers).toBe(before.workers + 1)
+  // The escape is 5 bytes longer: a position JSON.parse gives past it moves by as much.
+  const at = text.indexOf('"logits"')
+  const slowBody = slow.body.replace(/at position (\d+)/, (_, n) => `at position ${Number(n) > at ? Number(n) - 5 : n}`)
+  expect({ status: fast.statusCode, body: fast.body }).toEqual({ status: slow.statusCode, body: slowBody })
+  return fast.body
+}
+
+/** Logits as JSON text: doubles as JavaScript prints them, with spaces and newlines here and there. */
+const logitsText = (values: number[][][], spaced: boolean) =>
+  spaced
+    ? `[\n ${values.map((matrix) => `[ ${matrix.map((row) => `[ ${row.join(' , ')} ]`).join(',\n')} ]`).join(' , ')} ]`
+    : JSON.stringify(values)
+
+const logitValue = fc.oneof(
+  fc.double({ min: -30, max: 30, noNaN: true }),
+  fc.integer({ min: -5, max: 5 }),
+  fc.constantFrom(0, -0, 1e-45, 3.4e38, -3.4e38)
+)
+
+describe('JSON read by the workers', () => {
+  it('gives what the general reading gives, for every option and both shapes', async () => {
+    const outputs = ['token_losses', 'gradients', 'entropy', 'target_logprobs', 'predictions', 'accuracy', 'z_loss']
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.boolean(),
+        fc.boolean(),
+        fc.constantFrom('mean', 'sum', 'none'),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        async (b, t, v, flat, spaced, reduction, seed) => {
+          const random = fc.sample(fc.array(logitValue, { minLength: b * t * v, maxLength: b * t * v }), {
+            seed,
+            numRuns: 1
+          })[0]
+          const logits = Array.from({ length: b }, (_, i) =>
+            Array.from({ length: t }, (_, j) => random.slice((i * t + j) * v, (i * t + j + 1) * v))
+          )
+          const targets = logits.map((matrix, i) =>
+            matrix.map((_, j) => ((i + j + seed) % (v + 1)) - (j === 1 ? 100 : 0))
+          )
+          const safe = targets.map((row) => row.map((x) => (x >= 0 && x < v ? x : -100)))
+          const options = `"reduction":"${reduction}","outputs":${JSON.stringify(outputs)},"z_loss":1e-4`
+          const text = flat
+            ? `{"logits":${JSON.stringify(logits.flat())},"targets":${JSON.stringify(safe.flat())},${options}}`
+            : `{ "logits" : ${logitsText(logits, spaced)} ,\n "targets": ${JSON.stringify(safe)}, ${options} }`
+          await expectSameAnswer('/v1/cross-entropy', text)
+          await expectSameAnswer(
+            '/v1/logprobs',
+            `{"logits":${JSON.stringify(logits)},"targets":${JSON.stringify(safe)},"top_k":${Math.min(3, v)},"outputs":["target_logprobs","top_k","entropy"]}`
+          )
+        }
+      ),
+      { numRuns: 25 }
+    )
+  })
+
+  it('gives what the general reading gives with soft targets, class weights and label smoothing', async () => {
+    const logits = [
+      [0.5, -1.25, 3],
+      [2, 2, -0.125]
+    ]
+    await expectSameAnswer(
+      '/v1/cross-entropy',
+      JSON.stringify({
+        logits,
+        soft_targets: [
+          [0.25, 0.25, 0.5],
+          [1, 0, 0]
+        ],
+        outputs: ['gradients']
+      })
+    )
+    await expectSameAnswer(
+      '/v1/cross-entropy',
+      JSON.stringify({ logits, targets: [2, 0], weight: [1, 0.5, 2], label_smoothing: 0.1, outputs: ['gradients'] })
+    )
+  })
+
+  it('answers every bad body exactly as the general reading does', async () => {
+    const good = { logits: [[[1, 2, 3]], [[4, 5, 6]]], targets: [[0], [2]] }
+    const bodies = [
+      '{"logits": [[1, 2, 3]], "targets": [0],}',
+      '{"logits": [[1, 2, 3]], "targets": [0]} x',
+      '{"logits": [[1, 2, 3]] "targets": [0]}',
+      '{"logits": [[1, 2, 3], [4, 5]], "targets": [0, 1]}',
+      '{"logits": [[1, 2, 3], [4, 5, 6, 7]], "targets": [0, 1]}',
+      '{"logits": [[[1, 2, 3]], [[4, 5, 6], [7, 8, 9]]], "targets": [[0], [2, 1]]}',
+      '{"logits": [[1, "2", 3]], "targets": [0]}',
+      '{"logits": [[1, null, 3]], "targets": [0]}',
+      '{"logits": [[1, 1e39, 3]], "targets": [0]}',
+      '{"logits": [[1, 01, 3]], "targets": [0]}',
+      '{"logits": [[1, -, 3]], "targets": [0]}',
+      '{"logits": [[1, 2, 3]], "targets": [1.5]}',
+      '{"logits": [[1, 2, 3]], "targets": [3]}',
+      '{"logits": [[1, 2, 3]], "targets": [[0]]}',
+      '{"logits": [[1, 2, 3]], "targets": [0, 1]}',
+      '{"logits": [[1, 2, 3]]}',
+      '{"logits": [[1, 2, 3]], "targets": [0], "soft_targets": [[1, 0, 0]]}',
+      '{"logits": [[1, 2, 3]], "soft_targets": [[0.5, 0, 0]]}',
+      '{"logits": [[1, 2, 3]], "targets": [0], "weight": [1, -1, 1]}',
+      '{"logits": [[1, 2, 3]], "targets": [0], "weight": [1, 1]}',
+      '{"logits": [[1, 2, 3]], "targets": [0], "reduction": "avg"}',
+      '{"logits": [[1, 2, 3]], "targets": [0], "reduction": "mean", "reduction": "sum"}',
+      '{"logits": [[1, 2, 3]], "targets": [0], "extra": 1}',
+      '{"logits": [[1, 2, 3]], "targets": [0], "__proto__": {"x": 1}}',
+      '{"logits": [[]], "targets": [0]}',
+      '{"logits": [], "targets": []}',
+      '{"logits": [[[[1]]]], "targets": [[[0]]]}',
+      '{"logits": {"a": 1}, "targets": [0]}',
+      '[{"logits": [[1]]}]',
+      '{"logits": [[1, 2, 3]], "targets": [0]',
+      `{"logits": ${JSON.stringify(good.logits)}, "targets": ${JSON.stringify(good.targets)}, "ignore_index": 1.5}`
+    ]
+    for (const body of bodies) {
+      const answer = await expectSameAnswer('/v1/cross-entropy', body)
+      expect(JSON.parse(answer).statusCode, body).toBeGreaterThanOrEqual(400)
+    }
+    await expectSameAnswer('/v1/logprobs', '{"logits": [[1, 2, 3]], "top_k": 4}')
+    await expectSameAnswer('/v1/logprobs', '{"logits": [[1, 2, "x"]]}')
+  })
+
+  it('prints gradients as the shortest decimals that read back to the float32s the safetensors answer holds', async () => {
+    const logits = Array.from({ length: 4 }, (_, i) => Array.from({ length: 50 }, (_, c) => Math.sin(i * 50 + c) * 7))
+    const targets = [3, 17, 49, 0]
+    const json = await send('/v1/cross-entropy', JSON.stringify({ logits, targets, outputs: ['gradients'] }))
+    const file = safetensorsFile([
+      { name: 'logits', dtype: 'F32', shape: [4, 50], data: Float32Array.from(logits.flat()) },
+      { name: 'targets', dtype: 'I32', shape: [4], data: Int32Array.from(targets) }
+    ])
+    const binary = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy?outputs=gradients',
+      headers: { 'content-type': 'application/octet-stream', accept: 'application/octet-stream' },
+      payload: file
+    })
+    const header = Number(binary.rawPayload.readBigUInt64LE(0))
+    const meta = JSON.parse(binary.rawPayload.subarray(8, 8 + header).toString())
+    const [start, end] = meta.gradients.data_offsets as [number, number]
+    const data = binary.rawPayload.subarray(8 + header + start, 8 + header + end)
+    const expected = new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length))
+    const printed = json.body.slice(json.body.indexOf('"gradients":') + 12, -1)
+    const read = (JSON.parse(printed) as number[][]).flat()
+    expect(Float32Array.from(read)).toEqual(expected)
+    for (const text of printed.replace(/[[\]]/g, '').split(',')) {
+      // Never more than the 9 significant digits a float32 can need.
+      expect(text.replace(/^-/, '').replace(/e.*$/, '').replace('.', '').replace(/^0+/, '').length).toBeLessThanOrEqual(
+        9
+      )
+    }
+  })
+
+  it('reads a body the kernel memory cannot take the general way, and still answers', async () => {
+    const small = await build({ KERNEL_MEMORY_MB: 16, MAX_ELEMENTS: 1000, BODY_LIMIT_MB: 32 })
+    // 20 MB of text: more than the 16 MiB of kernel memory holds, for a 2 × 3 request.
+    const padding = ' '.repeat(20 * 1024 * 1024)
+    const text = `{"logits": [[1, 2, 3], [3, 2, 1]],${padding}"targets": [2, 0], "outputs": ["gradients"]}`
+    const res = await small.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy',
+      headers: { 'content-type': 'application/json' },
+      payload: text
+    })
+    expect(res.statusCode, res.body.slice(0, 200)).toBe(200)
+    expect(res.json().count).toBe(2)
+    expect(small.engine.arena.usedBytes).toBe(0)
+  })
+})
