@@ -5,28 +5,37 @@
  *
  * 1. the kernel on one thread (load/bench-kernel.ts) against memcpy;
  * 2. the pool with 1 and 2 workers on one large batch;
- * 3. where a medium JSON request's time goes, against JSON.parse + JSON.stringify;
+ * 3. where a medium JSON request's time goes (read by the workers, computed, printed by the
+ *    workers), against JSON.parse + JSON.stringify of its texts;
  * 4. /v1/logprobs end to end (256×32000, top-8 and entropy, safetensors) against PyTorch doing
  *    the same work on one thread, in turns, when a Python with torch is found;
  * 5. autocannon against the built server on 127.0.0.1: small JSON (1×32×512), medium JSON
- *    (4×64×1024), and a large safetensors request answered in safetensors (8×256×8192).
+ *    (4×64×1024), and a large safetensors request answered in safetensors (8×256×8192);
+ * 6. the medium JSON request end to end, one at a time, against JSON.parse + JSON.stringify;
+ * 7. small and medium JSON at 8 connections against the FastAPI + PyTorch peer
+ *    (../shared/peers/fastapi_torch.py, 2 uvicorn workers), in turns, when its Python is found;
+ * 8. /healthz latency while four ~60 MB JSON requests are in flight.
  *
  * It needs `npm run build` first (the script does it) and curl, targets only loopback, and stops
  * by itself.
  */
 import { execFile, execFileSync } from 'node:child_process'
-import { rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import autocannon from 'autocannon'
+import Value from 'typebox/value'
+import { CrossEntropyRequestSchema } from '../schemas/cross-entropy.js'
 import { buildApp } from '../src/app.js'
 import { writeSafetensors } from '../src/codec/safetensors.js'
 import { computeCrossEntropy } from '../src/ops/cross-entropy/compute.js'
-import { decodeCrossEntropyJson, encodeCrossEntropyJson } from '../src/ops/cross-entropy/json.js'
+import { CROSS_ENTROPY_TENSORS, printCrossEntropyJson, readCrossEntropyJson } from '../src/ops/cross-entropy/json.js'
 import { decodeCrossEntropySafetensors } from '../src/ops/cross-entropy/safetensors.js'
+import { readSmallFields } from '../src/ops/json-body.js'
 import { startServer } from '../test/server-process.js'
+import { startPeer } from './peer.js'
 import { startTorchFloor } from './torch-floor.js'
 
 const execFileAsync = promisify(execFile)
@@ -45,7 +54,8 @@ const random = () => {
   seed = (seed * 1103515245 + 12345) % 2147483648
   return seed / 2147483648
 }
-const logit = () => Math.round((random() * 16 - 8) * 1e4) / 1e4
+// Logits as a client's JSON.stringify writes doubles: 17 significant digits, ~19 bytes each.
+const logit = () => random() * 16 - 8
 
 function median(samples: number[]): number {
   const sorted = [...samples].sort((a, b) => a - b)
@@ -58,17 +68,6 @@ function timeMs(run: () => unknown, repeats = 9): number {
   for (let i = 0; i < repeats; i++) {
     const start = performance.now()
     run()
-    samples.push(performance.now() - start)
-  }
-  return median(samples)
-}
-
-async function timeMsAsync(run: () => Promise<unknown>, repeats = 7): Promise<number> {
-  for (let i = 0; i < 2; i++) await run()
-  const samples: number[] = []
-  for (let i = 0; i < repeats; i++) {
-    const start = performance.now()
-    await run()
     samples.push(performance.now() - start)
   }
   return median(samples)
@@ -186,27 +185,53 @@ const stagesApp = await buildApp({
   LOG_LEVEL: 'silent'
 })
 await stagesApp.ready()
-const parsed = JSON.parse(medium)
-const parseMs = timeMs(() => JSON.parse(medium))
-const decodeMs = timeMs(() => {
+// The route checks the small fields with its own schema validator; here TypeBox's, on the same schema.
+const validateRequest = (body: unknown) => Value.Check(CrossEntropyRequestSchema, body)
+const mediumBytes = Buffer.from(medium)
+/** One medium request's stages, in its own memory: read (index + small fields + tensors), compute, print. */
+async function mediumStages() {
   const memory = stagesApp.engine.openRequest()
-  decodeCrossEntropyJson(parsed, memory, stagesApp.engine)
-  memory.release()
-})
-const stageMemory = stagesApp.engine.openRequest()
-const stageJob = decodeCrossEntropyJson(parsed, stageMemory, stagesApp.engine)
-const computeMs = await timeMsAsync(() => computeCrossEntropy(stagesApp.engine, stageJob))
-const result = await computeCrossEntropy(stagesApp.engine, stageJob)
-const encodeMs = timeMs(() => encodeCrossEntropyJson(stageJob, result))
-const answer = encodeCrossEntropyJson(stageJob, result)
-const stringifyMs = timeMs(() => JSON.stringify(answer))
-stageMemory.release()
+  try {
+    const bytes = memory.bytes(mediumBytes.length)
+    bytes.set(mediumBytes)
+    const t0 = performance.now()
+    const fast = await readSmallFields(stagesApp.engine, memory, bytes, CROSS_ENTROPY_TENSORS, validateRequest, {})
+    const job = fast === null ? null : await readCrossEntropyJson(fast, memory, stagesApp.engine, {})
+    if (job === null) throw new Error('the fast reading declined the bench body')
+    const t1 = performance.now()
+    const result = await computeCrossEntropy(stagesApp.engine, job)
+    const t2 = performance.now()
+    const chunks = await printCrossEntropyJson(stagesApp.engine, job, result, {})
+    const t3 = performance.now()
+    const text = Buffer.concat(chunks.map((chunk) => Buffer.from(chunk))).toString()
+    return { read: t1 - t0, compute: t2 - t1, print: t3 - t2, text }
+  } finally {
+    memory.release()
+  }
+}
+const stageSamples: Array<{ read: number; compute: number; print: number }> = []
+let answerText = ''
+for (let round = 0; round < 12; round++) {
+  const stages = await mediumStages()
+  answerText = stages.text
+  if (round >= 2) stageSamples.push(stages)
+}
 await stagesApp.close()
-const floorMs = parseMs + stringifyMs
-console.log(
-  `JSON.parse ${parseMs.toFixed(1)} ms, JSON.stringify ${stringifyMs.toFixed(1)} ms: the floor, ${floorMs.toFixed(1)} ms`
+const answer = JSON.parse(answerText)
+const parseMs = timeMs(() => JSON.parse(medium))
+const stringifyMs = timeMs(() => JSON.stringify(answer))
+const [readMs, computeMs, printMs] = (['read', 'compute', 'print'] as const).map((stage) =>
+  median(stageSamples.map((sample) => sample[stage]))
 )
-console.log(`decode ${decodeMs.toFixed(1)} ms, compute ${computeMs.toFixed(1)} ms, encode ${encodeMs.toFixed(1)} ms`)
+console.log(
+  `body ${(medium.length / 1e6).toFixed(2)} MB, answer ${(answerText.length / 1e6).toFixed(2)} MB (gradients as shortest float32 decimals)`
+)
+console.log(
+  `JSON.parse ${parseMs.toFixed(1)} ms + JSON.stringify ${stringifyMs.toFixed(1)} ms = ${(parseMs + stringifyMs).toFixed(1)} ms`
+)
+console.log(
+  `read by the workers ${readMs.toFixed(1)} ms, compute ${computeMs.toFixed(1)} ms, printed by the workers ${printMs.toFixed(1)} ms: ${(readMs + computeMs + printMs).toFixed(1)} ms`
+)
 
 // 4. autocannon against the built server.
 console.log(`\n# server on 127.0.0.1, ${connections} connections, ${duration} s per scenario`)
@@ -424,56 +449,158 @@ rows.push({
   req_per_s: Number(lean.rps.toFixed(2)),
   p50_ms: Math.round(lean.medianMs)
 })
-// The medium JSON request, one at a time: the server's own account of each request (Fastify's
-// responseTime, from its arrival to the last byte of the answer handed to the socket), against
-// JSON.parse + JSON.stringify of the same body and answer, measured again just before and after.
-// The client is curl, a separate native process that reads the answer at once; a client in this
-// process would compete with the server for the two cores and slow its writes.
-const logStart = server.output().length
-const floorBefore = timeMs(() => JSON.parse(medium)) + timeMs(() => JSON.stringify(answer))
+// 6. The medium JSON request end to end, one at a time, from curl (a separate native process; its
+// own time_total, from before the connection to the answer's last byte), in turns with
+// JSON.parse of the body + JSON.stringify of the answer it got, in this process.
+console.log(
+  '\n# medium JSON (4 × 64 × 1024, with gradients) end to end, one at a time, against JSON.parse + JSON.stringify'
+)
 const mediumFile = join(tmpdir(), `xent-bench-medium-${process.pid}.json`)
+const mediumAnswerFile = join(tmpdir(), `xent-bench-medium-answer-${process.pid}.json`)
 writeFileSync(mediumFile, medium)
-const curlUntil = performance.now() + duration * 1000
-while (performance.now() < curlUntil) {
+const curlMedium = async () => {
   // Asynchronously, so that this process keeps reading the server's log (a blocked reader would
   // let the log pipe fill and stall the server).
-  await execFileAsync('curl', [
+  const { stdout } = await execFileAsync('curl', [
     '-s',
     '-o',
-    '/dev/null',
+    mediumAnswerFile,
+    '-w',
+    '%{http_code} %{time_total}',
     '-H',
     'content-type: application/json',
     '--data-binary',
     `@${mediumFile}`,
     `${server.base}/v1/cross-entropy`
   ])
+  const [status, seconds] = stdout.split(' ')
+  if (status !== '200') throw new Error(`medium JSON answered ${status}`)
+  return Number(seconds) * 1000
+}
+await curlMedium()
+const servedAnswer = JSON.parse(readFileSync(mediumAnswerFile, 'utf8'))
+const e2eMs: number[] = []
+const floorMs: number[] = []
+for (let round = 0; round < 23; round++) {
+  const e2e = await curlMedium()
+  const parseOnce = timeMs(() => JSON.parse(medium), 1)
+  const stringifyOnce = timeMs(() => JSON.stringify(servedAnswer), 1)
+  if (round >= 3) {
+    e2eMs.push(e2e)
+    floorMs.push(parseOnce + stringifyOnce)
+  }
 }
 rmSync(mediumFile)
-await new Promise((resolve) => setTimeout(resolve, 200))
-const floorAfter = timeMs(() => JSON.parse(medium)) + timeMs(() => JSON.stringify(answer))
-const serverMs = median(
-  server
-    .output()
-    .slice(logStart)
-    .split('\n')
-    .filter((line) => line.includes('"responseTime"'))
-    .map((line) => JSON.parse(line).responseTime as number)
-)
-const floorNow = (floorBefore + floorAfter) / 2
-const beyond = serverMs - floorNow
+rmSync(mediumAnswerFile)
+const e2eRatios = e2eMs.map((ms, i) => ms / floorMs[i])
+const spread = (list: number[], digits = 1) =>
+  `${Math.min(...list).toFixed(digits)}–${Math.max(...list).toFixed(digits)}`
 console.log(
-  `medium JSON, one at a time: the server takes ${serverMs.toFixed(1)} ms (median); JSON.parse + JSON.stringify ${floorNow.toFixed(1)} ms; beyond them ${beyond.toFixed(1)} ms = ${((100 * beyond) / floorNow).toFixed(0)}% of them`
+  `end to end ${median(e2eMs).toFixed(1)} ms (${spread(e2eMs)}); JSON.parse + JSON.stringify ${median(floorMs).toFixed(1)} ms (${spread(floorMs)}); ratio ${median(e2eRatios).toFixed(2)} (pairs ${spread(e2eRatios, 2)}); target ≤ 0.6`
 )
-report.json_stages_ms = {
-  parse: Number(parseMs.toFixed(2)),
-  stringify: Number(stringifyMs.toFixed(2)),
-  decode: Number(decodeMs.toFixed(2)),
-  compute: Number(computeMs.toFixed(2)),
-  encode: Number(encodeMs.toFixed(2)),
-  server_median: Number(serverMs.toFixed(2)),
-  floor: Number(floorNow.toFixed(2)),
-  beyond_floor_ratio: Number((beyond / floorNow).toFixed(3))
+report.json_medium = {
+  body_bytes: medium.length,
+  answer_bytes: answerText.length,
+  parse_ms: Number(parseMs.toFixed(2)),
+  stringify_ms: Number(stringifyMs.toFixed(2)),
+  read_ms: Number(readMs.toFixed(2)),
+  compute_ms: Number(computeMs.toFixed(2)),
+  print_ms: Number(printMs.toFixed(2)),
+  end_to_end_ms: Number(median(e2eMs).toFixed(2)),
+  floor_ms: Number(median(floorMs).toFixed(2)),
+  ratio: Number(median(e2eRatios).toFixed(3))
 }
+
+// 7. Throughput at 8 connections against the FastAPI + PyTorch peer, in turns (xent, peer,
+// xent, peer), each run PEER_SECONDS long.
+const PEER_CONNECTIONS = 8
+const PEER_SECONDS = Math.max(3, Math.min(duration, 10))
+console.log(
+  `\n# small and medium JSON with gradients, ${PEER_CONNECTIONS} connections, against FastAPI + PyTorch (2 uvicorn workers)`
+)
+const peer = await startPeer(server.port + 1)
+if (typeof peer === 'string') {
+  console.log(`skipped: ${peer}`)
+} else {
+  const throughput = async (base: string, body: string) => {
+    const run = await autocannon({
+      url: `${base}/v1/cross-entropy`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      connections: PEER_CONNECTIONS,
+      duration: PEER_SECONDS
+    })
+    if (run.non2xx + run.errors > 0) throw new Error(`${base}: ${run.non2xx} non-2xx, ${run.errors} errors`)
+    return run.requests.average
+  }
+  report.vs_peer = {}
+  for (const [name, body] of [
+    ['small 1×32×512', small],
+    ['medium 4×64×1024', medium]
+  ] as const) {
+    const ours: number[] = []
+    const theirs: number[] = []
+    for (let round = 0; round < 2; round++) {
+      ours.push(await throughput(server.base, body))
+      theirs.push(await throughput(peer.base, body))
+    }
+    const ratios = ours.map((rps, i) => rps / theirs[i])
+    console.log(
+      `${name}: xent ${spread(ours)} req/s, the peer ${spread(theirs)} req/s; xent / peer ${spread(ratios, 2)} (target ≥ 5)`
+    )
+    ;(report.vs_peer as Record<string, unknown>)[name] = {
+      xent_req_s: ours.map((n) => Number(n.toFixed(1))),
+      peer_req_s: theirs.map((n) => Number(n.toFixed(1))),
+      ratios: ratios.map((n) => Number(n.toFixed(2)))
+    }
+  }
+  await peer.close()
+}
+
+// 8. /healthz while four ~60 MB JSON requests are in flight: a probe process of its own asks
+// every 10 ms, while this one keeps four uploads of a 60 MB body (8 × 96 × 4000 logits, with
+// gradients) going, each starting again as soon as its answer has come.
+console.log('\n# /healthz while four ~60 MB JSON requests are in flight')
+const hugeBody = Buffer.from(jsonBody(8, 96, 4000, ['token_losses', 'gradients']))
+const PROBE_SECONDS = Math.max(5, Math.min(duration * 2, 20))
+const probe = execFileAsync(process.execPath, [
+  '--input-type=module',
+  '-e',
+  `
+  import http from 'node:http'
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const latencies = []
+  const end = Date.now() + ${PROBE_SECONDS * 1000}
+  while (Date.now() < end) {
+    const start = performance.now()
+    await new Promise((resolve, reject) => http.get('${server.base}/healthz', { agent }, (res) => {
+      res.resume(); res.on('end', () => res.statusCode === 200 ? resolve() : reject(new Error('status ' + res.statusCode)))
+    }).on('error', reject))
+    latencies.push(performance.now() - start)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  latencies.sort((a, b) => a - b)
+  const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]
+  console.log(JSON.stringify({ probes: latencies.length, p50: at(0.5), p99: at(0.99), max: latencies.at(-1) }))
+  `
+])
+let hugeDone = 0
+const hugeUntil = performance.now() + PROBE_SECONDS * 1000
+await Promise.all(
+  Array.from({ length: 4 }, async () => {
+    while (performance.now() < hugeUntil) {
+      await postOnce(`${server.base}/v1/cross-entropy`, hugeBody, 'application/json')
+      hugeDone++
+    }
+  })
+)
+const probes = JSON.parse((await probe).stdout) as { probes: number; p50: number; p99: number; max: number }
+console.log(
+  `${probes.probes} probes: p50 ${probes.p50.toFixed(1)} ms, p99 ${probes.p99.toFixed(1)} ms, max ${probes.max.toFixed(1)} ms, while ${hugeDone} requests of ${(hugeBody.length / 1e6).toFixed(0)} MB were answered (target p99 ≤ 50 ms)`
+)
+report.probes_under_huge_json = { ...probes, huge_requests: hugeDone, body_bytes: hugeBody.length }
+
 server.child.kill('SIGTERM')
 await server.exited
 report.server = rows

@@ -102,6 +102,8 @@ async function kernelBody(app: FastifyInstance, opts: KernelBodyOptions): Promis
   })
 }
 
+const EMPTY = Buffer.alloc(0)
+
 interface Received {
   /** The body in kernel memory, or null when it stayed in chunks. */
   bytes: Uint8Array | null
@@ -146,7 +148,20 @@ function receiveBody(
     payload.resume()
     options.done(error)
   }
-  /** Reserves `length` bytes and moves the waiting chunks in; false (and failed) if it cannot. */
+  // Chunks that arrived before the reservation, and how far they have been moved in: a few at each
+  // later chunk, so that no single turn of the event loop copies half a large body.
+  let waitingMoved = 0
+  let waitingOffset = 0
+  const moveWaiting = (count: number) => {
+    if (target === null) return
+    for (let moved = 0; moved < count && waitingMoved < chunks.length; moved++) {
+      const chunk = chunks[waitingMoved]
+      target.set(chunk, waitingOffset)
+      waitingOffset += chunk.length
+      chunks[waitingMoved++] = EMPTY
+    }
+  }
+  /** Reserves `length` bytes (the waiting chunks move in from then on); false (and failed) if it cannot. */
   const reserve = (length: number): boolean => {
     try {
       target = memory.bytes(length)
@@ -158,12 +173,6 @@ function receiveBody(
       fail(error as Error)
       return false
     }
-    let offset = 0
-    for (const chunk of chunks) {
-      target.set(chunk, offset)
-      offset += chunk.length
-    }
-    chunks.length = 0
     return true
   }
   payload.on('data', (chunk: Buffer) => {
@@ -176,8 +185,12 @@ function receiveBody(
       fail(lengthKnown ? options.lengthMismatch(received + chunk.length, declared) : options.tooLarge())
       return
     }
-    if (target !== null) target.set(chunk, received)
-    else chunks.push(chunk)
+    if (target !== null) {
+      target.set(chunk, received)
+      moveWaiting(2)
+    } else {
+      chunks.push(chunk)
+    }
     received += chunk.length
     if (target === null && !inJs && received >= reserveAt) reserve(declared)
   })
@@ -187,13 +200,18 @@ function receiveBody(
   payload.on('aborted', () => fail(new XentErrors.CLIENT_CLOSED()))
   payload.on('end', () => {
     if (failed) return
+    if (memory.released) {
+      fail(new XentErrors.CLIENT_CLOSED())
+      return
+    }
     if (lengthKnown && received !== declared) {
       fail(options.lengthMismatch(received, declared))
       return
     }
     // An empty JSON body stays as it is, for the general reading to refuse.
     if (target === null && !inJs && (received > 0 || !options.inJsWhenFull) && !reserve(received)) return
-    options.done(null, { bytes: inJs ? null : target, chunks })
+    moveWaiting(Number.POSITIVE_INFINITY)
+    options.done(null, { bytes: inJs ? null : target, chunks: inJs ? chunks : [] })
   })
 }
 

@@ -120,6 +120,8 @@ function eightDigitsValue (chunk: u64): u64 {
 // Reads one JSON number at [p, end): its end, or 0 if the text there is not a JSON number. The
 // value (correctly rounded to binary64) is left in parsedValue; parsedUndecided says the fast
 // algorithms could not decide it, and parsedValue is then only close.
+// @ts-ignore: decorator
+@inline
 export function parseNumber (p: usize, end: usize): usize {
   parsedUndecided = false
   let negative = false
