@@ -458,13 +458,13 @@ console.log(
 const mediumFile = join(tmpdir(), `xent-bench-medium-${process.pid}.json`)
 const mediumAnswerFile = join(tmpdir(), `xent-bench-medium-answer-${process.pid}.json`)
 writeFileSync(mediumFile, medium)
-const curlMedium = async () => {
+const curlMedium = async (saveTo = '/dev/null') => {
   // Asynchronously, so that this process keeps reading the server's log (a blocked reader would
   // let the log pipe fill and stall the server).
   const { stdout } = await execFileAsync('curl', [
     '-s',
     '-o',
-    mediumAnswerFile,
+    saveTo,
     '-w',
     '%{http_code} %{time_total}',
     '-H',
@@ -477,7 +477,7 @@ const curlMedium = async () => {
   if (status !== '200') throw new Error(`medium JSON answered ${status}`)
   return Number(seconds) * 1000
 }
-await curlMedium()
+await curlMedium(mediumAnswerFile)
 const servedAnswer = JSON.parse(readFileSync(mediumAnswerFile, 'utf8'))
 const e2eMs: number[] = []
 const floorMs: number[] = []
