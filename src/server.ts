@@ -8,7 +8,7 @@ import { createLogger } from './logger.js'
 /** A bad configuration (a value, or limits that contradict each other) ends the process with its message. */
 function refuseToStart(error: unknown): never {
   if (!(error instanceof ConfigError)) throw error
-  createLogger('info').fatal(error.message)
+  createLogger('info', { sync: true }).fatal(error.message)
   process.exit(1)
 }
 

@@ -108,15 +108,14 @@ function sendSafetensors(reply: FastifyReply, chunks: Uint8Array[]): FastifyRepl
   return reply.send(Readable.from(chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))))
 }
 
-/** Below this, a JSON answer is copied into one buffer: cheaper than a stream of its chunks. */
-const ONE_BUFFER_BELOW = 1 << 20
-
-/** A JSON answer's chunks (which may view the request's kernel memory), written as they are. */
+/**
+ * A JSON answer's chunks (which may view the request's kernel memory), written as they are: not
+ * copied into one buffer, as V8 copies out of a SharedArrayBuffer at a fraction of memcpy's speed.
+ */
 function sendJson(reply: FastifyReply, chunks: Uint8Array[]): FastifyReply {
   const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0)
   reply.type('application/json; charset=utf-8').header('content-length', length)
-  const buffers = chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-  return reply.send(length < ONE_BUFFER_BELOW ? Buffer.concat(buffers, length) : Readable.from(buffers))
+  return reply.send(Readable.from(chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))))
 }
 
 /** Serves `operation` at its url. */
