@@ -77,6 +77,16 @@ export function shapeOf(fast: FastJson, name: string): number[] | null {
   return field === undefined ? null : fieldShape(field)
 }
 
+/** The logits' shape, (N, V) or (B, T, V): V, the shape before it, and its rows; null for any other. */
+export function logitsShapeOf(
+  fast: FastJson
+): { shape: number[]; vocab: number; leading: number[]; rows: number } | null {
+  const shape = shapeOf(fast, 'logits')
+  if (shape === null || shape.length < 2) return null
+  const leading = shape.slice(0, -1)
+  return { shape, vocab: shape[shape.length - 1], leading, rows: leading.reduce((a, b) => a * b, 1) }
+}
+
 export function sameShape(a: readonly number[] | null, b: readonly number[]): boolean {
   return a !== null && a.length === b.length && a.every((n, i) => n === b[i])
 }

@@ -14,7 +14,7 @@ import type { Engine, RunOptions } from '../../engine/engine.js'
 import type { RequestMemory } from '../../engine/request.js'
 import { XentErrors } from '../../errors.js'
 import { JsonAnswer } from '../json-answer.js'
-import { type FastJson, sameShape, shapeOf, targetsInRange } from '../json-body.js'
+import { type FastJson, logitsShapeOf, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import type { CrossEntropyResult } from './compute.js'
 import { optionsFromBody } from './options.js'
 import { admitCrossEntropy, type CrossEntropyJob } from './plan.js'
@@ -47,17 +47,7 @@ export function decodeCrossEntropyJson(
     checkSoftTargets(views.softTargets, shape.vocab, shape.targetsShape)
   }
   if (body.weight !== undefined && views.weight !== null) copyWeight(body.weight, shape.vocab, views.weight)
-  return {
-    memory,
-    shape,
-    options,
-    logits,
-    dtype: 'F32',
-    targets: views.targets,
-    softTargets: views.softTargets,
-    weight: views.weight,
-    views
-  }
+  return jsonJob(memory, shape, options, views)
 }
 
 /** The tensor fields of a JSON cross-entropy request, which the workers read. */
@@ -74,18 +64,16 @@ export async function readCrossEntropyJson(
   engine: Pick<Engine, 'admit' | 'arena' | 'run'>,
   run: RunOptions
 ): Promise<CrossEntropyJob | null> {
-  const logitsShape = shapeOf(fast, 'logits')
+  const logitsShape = logitsShapeOf(fast)
   const hasTargets = fast.tensors.has('targets')
   const hasSoft = fast.tensors.has('soft_targets')
-  if (logitsShape === null || logitsShape.length < 2 || hasTargets === hasSoft) return null
-  const vocab = logitsShape[logitsShape.length - 1]
-  const targetsShape = logitsShape.slice(0, -1)
-  const rows = targetsShape.reduce((a, b) => a * b, 1)
+  if (logitsShape === null || hasTargets === hasSoft) return null
+  const { vocab, leading: targetsShape, rows } = logitsShape
   if (hasTargets && !sameShape(shapeOf(fast, 'targets'), targetsShape)) return null
-  if (hasSoft && !sameShape(shapeOf(fast, 'soft_targets'), logitsShape)) return null
+  if (hasSoft && !sameShape(shapeOf(fast, 'soft_targets'), logitsShape.shape)) return null
   const hasWeight = fast.tensors.has('weight')
   if (hasWeight && !sameShape(shapeOf(fast, 'weight'), [vocab])) return null
-  const shape = { rows, vocab, logitsShape, targetsShape }
+  const shape = { rows, vocab, logitsShape: logitsShape.shape, targetsShape }
   let views: ReturnType<typeof admitCrossEntropy>
   let options: ReturnType<typeof optionsFromBody>
   try {
@@ -125,17 +113,7 @@ export async function readCrossEntropyJson(
   } catch {
     return null
   }
-  return {
-    memory,
-    shape,
-    options,
-    logits,
-    dtype: 'F32',
-    targets: views.targets,
-    softTargets: views.softTargets,
-    weight: views.weight,
-    views
-  }
+  return jsonJob(memory, shape, options, views)
 }
 
 /**
@@ -173,6 +151,26 @@ export async function printCrossEntropyJson(
     if (wants('z_loss')) answer.field('z_loss').value(finiteOrNull(analytics.zLoss))
   }
   return answer.finish()
+}
+
+/** A JSON request's job: float32 logits in their own allocation, beside the plan's others. */
+function jsonJob(
+  memory: RequestMemory,
+  shape: CrossEntropyJob['shape'],
+  options: CrossEntropyJob['options'],
+  views: CrossEntropyJob['views']
+): CrossEntropyJob {
+  return {
+    memory,
+    shape,
+    options,
+    logits: views.logits as Float32Array,
+    dtype: 'F32',
+    targets: views.targets,
+    softTargets: views.softTargets,
+    weight: views.weight,
+    views
+  }
 }
 
 /** The JSON answer: non-finite scalars become null, large outputs take the caller's shapes. */

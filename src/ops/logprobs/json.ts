@@ -4,7 +4,7 @@ import { parseNumbers } from '../../codec/json-text.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
 import type { RequestMemory } from '../../engine/request.js'
 import { JsonAnswer } from '../json-answer.js'
-import { type FastJson, sameShape, shapeOf, targetsInRange } from '../json-body.js'
+import { type FastJson, logitsShapeOf, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import type { LogprobsResult } from './compute.js'
 import { checkAgainstShape, optionsFromBody } from './options.js'
 import { admitLogprobs, type LogprobsJob } from './plan.js'
@@ -38,14 +38,12 @@ export async function readLogprobsJson(
   engine: Pick<Engine, 'admit' | 'arena' | 'run'>,
   run: RunOptions
 ): Promise<LogprobsJob | null> {
-  const logitsShape = shapeOf(fast, 'logits')
-  if (logitsShape === null || logitsShape.length < 2) return null
-  const vocab = logitsShape[logitsShape.length - 1]
-  const leadingShape = logitsShape.slice(0, -1)
-  const rows = leadingShape.reduce((a, b) => a * b, 1)
+  const logitsShape = logitsShapeOf(fast)
+  if (logitsShape === null) return null
+  const { vocab, leading: leadingShape, rows } = logitsShape
   const hasTargets = fast.tensors.has('targets')
   if (hasTargets && !sameShape(shapeOf(fast, 'targets'), leadingShape)) return null
-  const shape = { rows, vocab, logitsShape, leadingShape }
+  const shape = { rows, vocab, logitsShape: logitsShape.shape, leadingShape }
   let options: ReturnType<typeof optionsFromBody>
   let views: ReturnType<typeof admitLogprobs>
   try {
