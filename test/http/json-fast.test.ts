@@ -1,6 +1,8 @@
+import { once } from 'node:events'
+import { type AddressInfo, connect } from 'node:net'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { build, buildForFile, metricValue, safetensorsFile } from '../helper.js'
+import { build, buildForFile, metricValue, readRawAnswer, safetensorsFile } from '../helper.js'
 
 // JSON bodies are read by the workers, straight from kernel memory, and answers printed by them.
 // The general reading (JSON.parse, the schema, the plain decoders) is the oracle: a body whose
@@ -180,6 +182,37 @@ describe('JSON read by the workers', () => {
         9
       )
     }
+  })
+
+  it('reads a body that arrives in many chunks over a socket exactly as one that arrives whole', async () => {
+    // 4 MB written in 256 pieces: the chunks that come before half of it wait, then move into
+    // kernel memory a few at a time while the rest streams in where it will be read.
+    const values = Array.from({ length: 8 * 32 * 512 }, (_, i) => Math.sin(i) * 9.87654321)
+    const logits = [0, 1, 2, 3, 4, 5, 6, 7].map((b) =>
+      Array.from({ length: 32 }, (_, t) => values.slice((b * 32 + t) * 512, (b * 32 + t + 1) * 512))
+    )
+    const targets = logits.map((matrix, b) => matrix.map((_, t) => (b * 31 + t * 7) % 512))
+    const text = JSON.stringify({ logits, targets, outputs: ['token_losses', 'gradients'] })
+    const whole = await send('/v1/cross-entropy', text)
+    expect(whole.statusCode).toBe(200)
+    const server = await build()
+    await server.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = server.server.address() as AddressInfo
+    const before = await metricValue(server, 'xent_json_bodies_total{reading="workers"}')
+    const socket = connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    const body = Buffer.from(text)
+    socket.write(
+      `POST /v1/cross-entropy HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`
+    )
+    const piece = Math.ceil(body.length / 256)
+    for (let at = 0; at < body.length; at += piece) {
+      if (!socket.write(body.subarray(at, at + piece))) await once(socket, 'drain')
+    }
+    const answer = await readRawAnswer(socket)
+    expect(answer.status).toBe(200)
+    expect(JSON.stringify(answer.body)).toBe(JSON.stringify(whole.json()))
+    expect(await metricValue(server, 'xent_json_bodies_total{reading="workers"}')).toBe(before + 1)
   })
 
   it('reads a body the kernel memory cannot take the general way, and still answers', async () => {
