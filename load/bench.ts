@@ -9,9 +9,9 @@
  *    workers), against JSON.parse + JSON.stringify of its texts;
  * 4. /v1/logprobs end to end (256×32000, top-8 and entropy, safetensors) against PyTorch doing
  *    the same work on one thread, in turns, when a Python with torch is found;
- * 5. autocannon against the built server on 127.0.0.1: small JSON (1×32×512), medium JSON
+ * 5. the medium JSON request end to end, one at a time, against JSON.parse + JSON.stringify;
+ * 6. autocannon against the built server on 127.0.0.1: small JSON (1×32×512), medium JSON
  *    (4×64×1024), and a large safetensors request answered in safetensors (8×256×8192);
- * 6. the medium JSON request end to end, one at a time, against JSON.parse + JSON.stringify;
  * 7. small and medium JSON at 8 connections against the FastAPI + PyTorch peer
  *    (../shared/peers/fastapi_torch.py, 2 uvicorn workers), in turns, when its Python is found;
  * 8. /healthz latency while four ~60 MB JSON requests are in flight.
@@ -233,7 +233,7 @@ console.log(
   `read by the workers ${readMs.toFixed(1)} ms, compute ${computeMs.toFixed(1)} ms, printed by the workers ${printMs.toFixed(1)} ms: ${(readMs + computeMs + printMs).toFixed(1)} ms`
 )
 
-// 4. autocannon against the built server.
+// The built server, for the rest.
 console.log(`\n# server on 127.0.0.1, ${connections} connections, ${duration} s per scenario`)
 // LOG_LEVEL stays at its default, info, as a deployed server runs (and startServer waits for
 // the info line that says it listens).
@@ -301,7 +301,7 @@ async function leanClientRps(
   return { rps: (1000 * latencies.length) / total, medianMs: median(latencies) }
 }
 
-// /v1/logprobs end to end against PyTorch doing the same work locally, on the fresh server before
+// 4. /v1/logprobs end to end against PyTorch doing the same work locally, on the fresh server before
 // the load scenarios (whose 67 MB answers leave the heap to be collected for a while): a safetensors request and
 // answer at 256 × 32000 F32 with top-8, entropy and target log-probs, one at a time, taking turns
 // with PyTorch's log_softmax + gather + topk + entropy on one thread (load/torch_floor.py). The
@@ -374,6 +374,70 @@ if (logprobsTorch === undefined) {
 }
 rmSync(logprobsFile)
 
+// 5. The medium JSON request end to end, one at a time (on the fresh server, before the load
+// scenarios, like the /v1/logprobs comparison), from curl (a separate native process; its
+// own time_total, from before the connection to the answer's last byte), in turns with
+// JSON.parse of the body + JSON.stringify of the answer it got, in this process.
+console.log(
+  '\n# medium JSON (4 × 64 × 1024, with gradients) end to end, one at a time, against JSON.parse + JSON.stringify'
+)
+const mediumFile = join(tmpdir(), `xent-bench-medium-${process.pid}.json`)
+const mediumAnswerFile = join(tmpdir(), `xent-bench-medium-answer-${process.pid}.json`)
+writeFileSync(mediumFile, medium)
+const curlMedium = async (saveTo = '/dev/null') => {
+  // Asynchronously, so that this process keeps reading the server's log (a blocked reader would
+  // let the log pipe fill and stall the server).
+  const { stdout } = await execFileAsync('curl', [
+    '-s',
+    '-o',
+    saveTo,
+    '-w',
+    '%{http_code} %{time_total}',
+    '-H',
+    'content-type: application/json',
+    '--data-binary',
+    `@${mediumFile}`,
+    `${server.base}/v1/cross-entropy`
+  ])
+  const [status, seconds] = stdout.split(' ')
+  if (status !== '200') throw new Error(`medium JSON answered ${status}`)
+  return Number(seconds) * 1000
+}
+await curlMedium(mediumAnswerFile)
+const servedAnswer = JSON.parse(readFileSync(mediumAnswerFile, 'utf8'))
+const e2eMs: number[] = []
+const floorMs: number[] = []
+for (let round = 0; round < 23; round++) {
+  const e2e = await curlMedium()
+  const parseOnce = timeMs(() => JSON.parse(medium), 1)
+  const stringifyOnce = timeMs(() => JSON.stringify(servedAnswer), 1)
+  if (round >= 3) {
+    e2eMs.push(e2e)
+    floorMs.push(parseOnce + stringifyOnce)
+  }
+}
+rmSync(mediumFile)
+rmSync(mediumAnswerFile)
+const e2eRatios = e2eMs.map((ms, i) => ms / floorMs[i])
+const spread = (list: number[], digits = 1) =>
+  `${Math.min(...list).toFixed(digits)}–${Math.max(...list).toFixed(digits)}`
+console.log(
+  `end to end ${median(e2eMs).toFixed(1)} ms (${spread(e2eMs)}); JSON.parse + JSON.stringify ${median(floorMs).toFixed(1)} ms (${spread(floorMs)}); ratio ${median(e2eRatios).toFixed(2)} (pairs ${spread(e2eRatios, 2)}); target ≤ 0.6`
+)
+report.json_medium = {
+  body_bytes: medium.length,
+  answer_bytes: answerText.length,
+  parse_ms: Number(parseMs.toFixed(2)),
+  stringify_ms: Number(stringifyMs.toFixed(2)),
+  read_ms: Number(readMs.toFixed(2)),
+  compute_ms: Number(computeMs.toFixed(2)),
+  print_ms: Number(printMs.toFixed(2)),
+  end_to_end_ms: Number(median(e2eMs).toFixed(2)),
+  floor_ms: Number(median(floorMs).toFixed(2)),
+  ratio: Number(median(e2eRatios).toFixed(3))
+}
+
+// 6. autocannon scenarios.
 const large = largeSafetensors()
 const scenarios = [
   {
@@ -449,68 +513,6 @@ rows.push({
   req_per_s: Number(lean.rps.toFixed(2)),
   p50_ms: Math.round(lean.medianMs)
 })
-// 6. The medium JSON request end to end, one at a time, from curl (a separate native process; its
-// own time_total, from before the connection to the answer's last byte), in turns with
-// JSON.parse of the body + JSON.stringify of the answer it got, in this process.
-console.log(
-  '\n# medium JSON (4 × 64 × 1024, with gradients) end to end, one at a time, against JSON.parse + JSON.stringify'
-)
-const mediumFile = join(tmpdir(), `xent-bench-medium-${process.pid}.json`)
-const mediumAnswerFile = join(tmpdir(), `xent-bench-medium-answer-${process.pid}.json`)
-writeFileSync(mediumFile, medium)
-const curlMedium = async (saveTo = '/dev/null') => {
-  // Asynchronously, so that this process keeps reading the server's log (a blocked reader would
-  // let the log pipe fill and stall the server).
-  const { stdout } = await execFileAsync('curl', [
-    '-s',
-    '-o',
-    saveTo,
-    '-w',
-    '%{http_code} %{time_total}',
-    '-H',
-    'content-type: application/json',
-    '--data-binary',
-    `@${mediumFile}`,
-    `${server.base}/v1/cross-entropy`
-  ])
-  const [status, seconds] = stdout.split(' ')
-  if (status !== '200') throw new Error(`medium JSON answered ${status}`)
-  return Number(seconds) * 1000
-}
-await curlMedium(mediumAnswerFile)
-const servedAnswer = JSON.parse(readFileSync(mediumAnswerFile, 'utf8'))
-const e2eMs: number[] = []
-const floorMs: number[] = []
-for (let round = 0; round < 23; round++) {
-  const e2e = await curlMedium()
-  const parseOnce = timeMs(() => JSON.parse(medium), 1)
-  const stringifyOnce = timeMs(() => JSON.stringify(servedAnswer), 1)
-  if (round >= 3) {
-    e2eMs.push(e2e)
-    floorMs.push(parseOnce + stringifyOnce)
-  }
-}
-rmSync(mediumFile)
-rmSync(mediumAnswerFile)
-const e2eRatios = e2eMs.map((ms, i) => ms / floorMs[i])
-const spread = (list: number[], digits = 1) =>
-  `${Math.min(...list).toFixed(digits)}–${Math.max(...list).toFixed(digits)}`
-console.log(
-  `end to end ${median(e2eMs).toFixed(1)} ms (${spread(e2eMs)}); JSON.parse + JSON.stringify ${median(floorMs).toFixed(1)} ms (${spread(floorMs)}); ratio ${median(e2eRatios).toFixed(2)} (pairs ${spread(e2eRatios, 2)}); target ≤ 0.6`
-)
-report.json_medium = {
-  body_bytes: medium.length,
-  answer_bytes: answerText.length,
-  parse_ms: Number(parseMs.toFixed(2)),
-  stringify_ms: Number(stringifyMs.toFixed(2)),
-  read_ms: Number(readMs.toFixed(2)),
-  compute_ms: Number(computeMs.toFixed(2)),
-  print_ms: Number(printMs.toFixed(2)),
-  end_to_end_ms: Number(median(e2eMs).toFixed(2)),
-  floor_ms: Number(median(floorMs).toFixed(2)),
-  ratio: Number(median(e2eRatios).toFixed(3))
-}
-
 // 7. Throughput at 8 connections against the FastAPI + PyTorch peer, in turns (xent, peer,
 // xent, peer), each run PEER_SECONDS long.
 const PEER_CONNECTIONS = 8
