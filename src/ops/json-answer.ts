@@ -14,7 +14,61 @@ import type { RequestMemory } from '../engine/request.js'
 /** float64 and int32 arrays shorter than this are printed here: a task would cost more. */
 const PRINT_HERE_BELOW = 4096
 
-export class JsonAnswer {
+/**
+ * What an operation's answer is made of, in order: each operation describes its answer once,
+ * through this, and it is written either as text (JsonAnswer) or as plain objects (ObjectAnswer)
+ * for Fastify's serializer.
+ */
+export interface AnswerWriter {
+  /** Starts the next field. */
+  field(name: string): this
+  /** A nested object as the value of the field just started; end() closes it. */
+  begin(): this
+  end(): this
+  /** A value as JSON.stringify writes it. */
+  value(value: unknown): this
+  /** A flat array as nested arrays of `shape`. */
+  array(values: Float32Array | Float64Array | Int32Array, shape: readonly number[]): this
+}
+
+/** An answer as plain objects and arrays. */
+export class ObjectAnswer implements AnswerWriter {
+  readonly #open: Array<Record<string, unknown>> = [{}]
+  #name = ''
+
+  field(name: string): this {
+    this.#name = name
+    return this
+  }
+
+  begin(): this {
+    const nested = {}
+    this.value(nested)
+    this.#open.push(nested)
+    return this
+  }
+
+  end(): this {
+    this.#open.pop()
+    return this
+  }
+
+  value(value: unknown): this {
+    this.#open[this.#open.length - 1][this.#name] = value
+    return this
+  }
+
+  array(values: Float32Array | Float64Array | Int32Array, shape: readonly number[]): this {
+    return this.value(reshape(values, [...shape]))
+  }
+
+  /** The answer. */
+  finish(): Record<string, unknown> {
+    return this.#open[0]
+  }
+}
+
+export class JsonAnswer implements AnswerWriter {
   readonly #engine: Pick<Engine, 'arena' | 'run'>
   readonly #memory: RequestMemory
   readonly #run: RunOptions

@@ -1,19 +1,12 @@
 import type { CrossEntropyRequest, CrossEntropyResponse, OutputName } from '../../../schemas/cross-entropy.js'
-import {
-  copyLogits,
-  copySoftTargets,
-  copyTargets,
-  copyWeight,
-  measureShapes,
-  reshape
-} from '../../codec/json-tensors.js'
+import { copyLogits, copySoftTargets, copyTargets, copyWeight, measureShapes } from '../../codec/json-tensors.js'
 import { parseNumbers } from '../../codec/json-text.js'
 import { checkSoftTargets } from '../../codec/soft-targets.js'
 import { checkWeights } from '../../codec/weights.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
 import type { RequestMemory } from '../../engine/request.js'
 import { XentErrors } from '../../errors.js'
-import { JsonAnswer } from '../json-answer.js'
+import { type AnswerWriter, JsonAnswer, ObjectAnswer } from '../json-answer.js'
 import { type FastJson, logitsShapeOf, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import type { CrossEntropyResult } from './compute.js'
 import { optionsFromBody } from './options.js'
@@ -118,16 +111,29 @@ export async function readCrossEntropyJson(
 
 /**
  * The JSON answer, printed: its large arrays by the workers into the request's memory, the rest
- * here, in the order and with the values of encodeCrossEntropyJson.
+ * here (see ../json-answer.ts).
  */
-export async function printCrossEntropyJson(
+export function printCrossEntropyJson(
   engine: Pick<Engine, 'arena' | 'run'>,
   job: CrossEntropyJob,
   result: CrossEntropyResult,
   run: RunOptions
 ): Promise<Uint8Array[]> {
+  return writeCrossEntropyAnswer(new JsonAnswer(engine, job.memory, run), job, result).finish()
+}
+
+/** The JSON answer as objects, for Fastify's serializer: when there is no room to print it. */
+export function encodeCrossEntropyJson(job: CrossEntropyJob, result: CrossEntropyResult): CrossEntropyResponse {
+  return writeCrossEntropyAnswer(new ObjectAnswer(), job, result).finish() as unknown as CrossEntropyResponse
+}
+
+/** The answer, field by field: non-finite scalars become null, large outputs take the caller's shapes. */
+function writeCrossEntropyAnswer<Writer extends AnswerWriter>(
+  answer: Writer,
+  job: CrossEntropyJob,
+  result: CrossEntropyResult
+): Writer {
   const { options, shape } = job
-  const answer = new JsonAnswer(engine, job.memory, run)
   answer.field('loss')
   if (options.reduction === 'none') answer.array(result.tokenLoss, shape.targetsShape)
   else answer.value(finiteOrNull(result.loss))
@@ -142,15 +148,16 @@ export async function printCrossEntropyJson(
     if (wants('target_logprobs')) answer.field('target_logprobs').array(analytics.targetLogprobs, shape.targetsShape)
     if (wants('predictions')) answer.field('predictions').array(analytics.predictions, shape.targetsShape)
     if (wants('accuracy')) answer.field('accuracy').value(finiteOrNull(analytics.accuracy))
-    if (wants('sequence_losses'))
+    if (wants('sequence_losses')) {
       answer.field('sequence_losses').value(Array.from(analytics.sequenceLosses, finiteOrNull))
+    }
     if (wants('sequence_perplexities')) {
       answer.field('sequence_perplexities').value(Array.from(analytics.sequencePerplexities, finiteOrNull))
     }
     if (wants('bits_per_token')) answer.field('bits_per_token').value(finiteOrNull(analytics.bitsPerToken))
     if (wants('z_loss')) answer.field('z_loss').value(finiteOrNull(analytics.zLoss))
   }
-  return answer.finish()
+  return answer
 }
 
 /** A JSON request's job: float32 logits in their own allocation, beside the plan's others. */
@@ -171,41 +178,6 @@ function jsonJob(
     weight: views.weight,
     views
   }
-}
-
-/** The JSON answer: non-finite scalars become null, large outputs take the caller's shapes. */
-export function encodeCrossEntropyJson(job: CrossEntropyJob, result: CrossEntropyResult): CrossEntropyResponse {
-  const { options, shape } = job
-  const response: CrossEntropyResponse = {
-    loss:
-      options.reduction === 'none'
-        ? (reshape(result.tokenLoss, shape.targetsShape) as number[] | number[][])
-        : finiteOrNull(result.loss),
-    perplexity: finiteOrNull(result.perplexity),
-    count: result.count
-  }
-  if (options.outputs.has('token_losses')) {
-    response.token_losses = reshape(result.tokenLoss, shape.targetsShape) as number[] | number[][]
-  }
-  if (result.gradients !== null) {
-    response.gradients = reshape(result.gradients, shape.logitsShape) as number[][] | number[][][]
-  }
-  const analytics = result.analytics
-  if (analytics !== null) {
-    const like = (values: Float64Array | Int32Array) => reshape(values, shape.targetsShape) as number[] | number[][]
-    const wants = (name: OutputName) => options.outputs.has(name)
-    if (wants('entropy')) response.entropy = like(analytics.entropy)
-    if (wants('target_logprobs')) response.target_logprobs = like(analytics.targetLogprobs)
-    if (wants('predictions')) response.predictions = like(analytics.predictions)
-    if (wants('accuracy')) response.accuracy = finiteOrNull(analytics.accuracy)
-    if (wants('sequence_losses')) response.sequence_losses = Array.from(analytics.sequenceLosses, finiteOrNull)
-    if (wants('sequence_perplexities')) {
-      response.sequence_perplexities = Array.from(analytics.sequencePerplexities, finiteOrNull)
-    }
-    if (wants('bits_per_token')) response.bits_per_token = finiteOrNull(analytics.bitsPerToken)
-    if (wants('z_loss')) response.z_loss = finiteOrNull(analytics.zLoss)
-  }
-  return response
 }
 
 function finiteOrNull(value: number): number | null {

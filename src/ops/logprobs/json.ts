@@ -1,9 +1,9 @@
 import type { LogprobsRequest, LogprobsResponse } from '../../../schemas/logprobs.js'
-import { copyLogits, copyTargets, measureShapes, reshape } from '../../codec/json-tensors.js'
+import { copyLogits, copyTargets, measureShapes } from '../../codec/json-tensors.js'
 import { parseNumbers } from '../../codec/json-text.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
 import type { RequestMemory } from '../../engine/request.js'
-import { JsonAnswer } from '../json-answer.js'
+import { type AnswerWriter, JsonAnswer, ObjectAnswer } from '../json-answer.js'
 import { type FastJson, logitsShapeOf, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import type { LogprobsResult } from './compute.js'
 import { checkAgainstShape, optionsFromBody } from './options.js'
@@ -72,14 +72,27 @@ export async function readLogprobsJson(
   return { memory, shape, options, logits, dtype: 'F32', targets: views.targets, views }
 }
 
-/** The JSON answer of a logprobs request, printed (as encodeLogprobsJson writes it). */
-export async function printLogprobsJson(
+/** The JSON answer of a logprobs request, printed (see ../json-answer.ts). */
+export function printLogprobsJson(
   engine: Pick<Engine, 'arena' | 'run'>,
   job: LogprobsJob,
   result: LogprobsResult,
   run: RunOptions
 ): Promise<Uint8Array[]> {
-  const answer = new JsonAnswer(engine, job.memory, run)
+  return writeLogprobsAnswer(new JsonAnswer(engine, job.memory, run), job, result).finish()
+}
+
+/** The JSON answer of a logprobs request as objects, for Fastify's serializer. */
+export function encodeLogprobsJson(job: LogprobsJob, result: LogprobsResult): LogprobsResponse {
+  return writeLogprobsAnswer(new ObjectAnswer(), job, result).finish() as LogprobsResponse
+}
+
+/** The answer, field by field. */
+function writeLogprobsAnswer<Writer extends AnswerWriter>(
+  answer: Writer,
+  job: LogprobsJob,
+  result: LogprobsResult
+): Writer {
   const leading = job.shape.leadingShape
   if (result.targetLogprobs !== null) answer.field('target_logprobs').array(result.targetLogprobs, leading)
   if (result.topIds !== null && result.topLogprobs !== null) {
@@ -90,23 +103,5 @@ export async function printLogprobsJson(
     answer.end()
   }
   if (result.entropy !== null) answer.field('entropy').array(result.entropy, leading)
-  return answer.finish()
-}
-
-/** The JSON answer of a logprobs request. */
-export function encodeLogprobsJson(job: LogprobsJob, result: LogprobsResult): LogprobsResponse {
-  const response: LogprobsResponse = {}
-  const leading = job.shape.leadingShape
-  if (result.targetLogprobs !== null) {
-    response.target_logprobs = reshape(result.targetLogprobs, leading) as number[] | number[][]
-  }
-  if (result.topIds !== null && result.topLogprobs !== null) {
-    const shape = [...leading, job.options.topK]
-    response.top_k = {
-      ids: reshape(result.topIds, shape) as number[][] | number[][][],
-      logprobs: reshape(result.topLogprobs, shape) as number[][] | number[][][]
-    }
-  }
-  if (result.entropy !== null) response.entropy = reshape(result.entropy, leading) as number[] | number[][]
-  return response
+  return answer
 }
