@@ -1,5 +1,5 @@
 import { XentErrors } from '../errors.js'
-import { formatPosition, targetOutOfRange } from './positions.js'
+import { formatPosition, isTarget, targetOutOfRange } from './positions.js'
 import { checkWeights } from './weights.js'
 
 /**
@@ -137,7 +137,7 @@ export function copyTargets(source: JsonTargets, vocab: number, ignoreIndex: num
     const row = rowsOf[i]
     for (let j = 0; j < row.length; j++) {
       const target = row[j]
-      if (target !== ignoreIndex && !(target >= 0 && target < vocab)) {
+      if (!isTarget(target, vocab, ignoreIndex)) {
         throw targetOutOfRange(nested ? ['targets', i, j] : ['targets', j], target, vocab, ignoreIndex)
       }
       into[offset + j] = target

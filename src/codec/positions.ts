@@ -16,6 +16,11 @@ export function rowPosition(name: string, row: number, leading: readonly number[
   return leading.length === 2 ? [name, Math.floor(row / leading[1]), row % leading[1]] : [name, row]
 }
 
+/** Whether a target is a class in [0, V) or ignore_index: the one check, whichever wire format it came in. */
+export function isTarget(target: number, vocab: number, ignoreIndex: number): boolean {
+  return target === ignoreIndex || (target >= 0 && target < vocab)
+}
+
 /** The one message for a target outside the vocabulary, whichever wire format it came in. */
 export function targetOutOfRange(
   position: ReadonlyArray<string | number>,

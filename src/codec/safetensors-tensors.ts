@@ -1,5 +1,5 @@
 import { XentErrors } from '../errors.js'
-import { rowPosition, targetOutOfRange } from './positions.js'
+import { isTarget, rowPosition, targetOutOfRange } from './positions.js'
 import {
   DTYPE_SIZES,
   type Dtype,
@@ -103,7 +103,7 @@ export function copyTargets(
   const wide = info.dtype === 'I64'
   for (let i = 0; i < into.length; i++) {
     const target = wide ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true)
-    if (target !== ignoreIndex && !(target >= 0 && target < vocab)) {
+    if (!isTarget(target, vocab, ignoreIndex)) {
       throw targetOutOfRange(rowPosition('targets', i, info.shape), target, vocab, ignoreIndex)
     }
     into[i] = target

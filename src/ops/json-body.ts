@@ -1,5 +1,6 @@
 import { parseJson } from '../codec/json-parse.js'
 import { fieldShape, fieldText, type IndexedJson, indexJson, type JsonField } from '../codec/json-text.js'
+import { isTarget } from '../codec/positions.js'
 import type { Engine, RunOptions } from '../engine/engine.js'
 import type { RequestMemory } from '../engine/request.js'
 
@@ -94,8 +95,7 @@ export function sameShape(a: readonly number[] | null, b: readonly number[]): bo
 /** Every target ignore_index or a class in [0, V). */
 export function targetsInRange(targets: Int32Array, vocab: number, ignoreIndex: number): boolean {
   for (let i = 0; i < targets.length; i++) {
-    const t = targets[i]
-    if (t !== ignoreIndex && !(t >= 0 && t < vocab)) return false
+    if (!isTarget(targets[i], vocab, ignoreIndex)) return false
   }
   return true
 }
