@@ -1,7 +1,8 @@
 import { CROSS_ENTROPY_CALL, type LogitsDtype, ROW_STATS } from '../../engine/abi.js'
 import type { Engine } from '../../engine/engine.js'
-import { type Allocated, f32, f64, i32, planBytes, u8 } from '../../engine/plan.js'
+import { type Allocated, f32, f64, i32, u8 } from '../../engine/plan.js'
 import type { RequestMemory } from '../../engine/request.js'
+import { admitPlan } from '../admit.js'
 import { type CrossEntropyOptions, needsRowStats } from './options.js'
 
 /** A cross-entropy request's shape, flattened to (rows, vocab) with the caller's shapes kept for the answer. */
@@ -68,10 +69,7 @@ export interface CrossEntropyJob {
   views: CrossEntropyAllocations
 }
 
-/**
- * Admits a request by its plan (413 for what can never fit, before anything is allocated) and
- * makes every allocation of it; `bodyBytes` is a safetensors body already held.
- */
+/** Admits a cross-entropy request by its plan and makes every allocation of it (see admitPlan). */
 export function admitCrossEntropy(
   engine: Pick<Engine, 'admit'>,
   memory: RequestMemory,
@@ -80,7 +78,5 @@ export function admitCrossEntropy(
   inputs: CrossEntropyInputs,
   bodyBytes = 0
 ): CrossEntropyAllocations {
-  const spec = crossEntropyPlan(shape, options, inputs)
-  engine.admit({ elements: shape.rows * shape.vocab, shape: shape.logitsShape, bytes: planBytes(bodyBytes, spec) })
-  return memory.allocate(spec)
+  return admitPlan(engine, memory, shape, crossEntropyPlan(shape, options, inputs), bodyBytes)
 }

@@ -1,7 +1,8 @@
 import { LOGPROBS_CALL, type LogitsDtype } from '../../engine/abi.js'
 import type { Engine } from '../../engine/engine.js'
-import { type Allocated, f32, f64, i32, planBytes, u8 } from '../../engine/plan.js'
+import { type Allocated, f32, f64, i32, u8 } from '../../engine/plan.js'
 import type { RequestMemory } from '../../engine/request.js'
+import { admitPlan } from '../admit.js'
 import type { LogprobsOptions } from './options.js'
 
 export interface LogprobsShape {
@@ -49,7 +50,7 @@ export interface LogprobsJob {
   views: LogprobsAllocations
 }
 
-/** Admits a request by its plan and makes every allocation of it (see admitCrossEntropy). */
+/** Admits a logprobs request by its plan and makes every allocation of it (see admitPlan). */
 export function admitLogprobs(
   engine: Pick<Engine, 'admit'>,
   memory: RequestMemory,
@@ -58,7 +59,5 @@ export function admitLogprobs(
   inputs: LogprobsInputs,
   bodyBytes = 0
 ): LogprobsAllocations {
-  const spec = logprobsPlan(shape, options, inputs)
-  engine.admit({ elements: shape.rows * shape.vocab, shape: shape.logitsShape, bytes: planBytes(bodyBytes, spec) })
-  return memory.allocate(spec)
+  return admitPlan(engine, memory, shape, logprobsPlan(shape, options, inputs), bodyBytes)
 }
