@@ -1,6 +1,7 @@
 import { errorCodes, type FastifyInstance, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { RequestClosedError } from '../engine/errors.js'
+import { copyInto } from '../engine/memory.js'
 import type { RequestMemory } from '../engine/request.js'
 import { XentErrors } from '../errors.js'
 import { safetensorsBodyLimit } from '../limits.js'
@@ -156,7 +157,7 @@ function receiveBody(
     if (target === null) return
     for (let moved = 0; moved < count && waitingMoved < chunks.length; moved++) {
       const chunk = chunks[waitingMoved]
-      target.set(chunk, waitingOffset)
+      copyInto(target, waitingOffset, chunk)
       waitingOffset += chunk.length
       chunks[waitingMoved++] = EMPTY
     }
@@ -186,7 +187,7 @@ function receiveBody(
       return
     }
     if (target !== null) {
-      target.set(chunk, received)
+      copyInto(target, received, chunk)
       moveWaiting(2)
     } else {
       chunks.push(chunk)
