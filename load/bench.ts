@@ -352,9 +352,17 @@ if (logprobsTorch === undefined) {
 } else {
   const xentMs: number[] = []
   const torchMs: number[] = []
-  for (let round = 0; round < 33; round++) {
-    const xent = await curlLogprobs()
-    const torch = await logprobsTorch.timeMs('logprobs')
+  for (let round = 0; round < 43; round++) {
+    // Each side goes first in every other round, so neither always follows the other.
+    let xent: number
+    let torch: number
+    if (round % 2 === 0) {
+      xent = await curlLogprobs()
+      torch = await logprobsTorch.timeMs('logprobs')
+    } else {
+      torch = await logprobsTorch.timeMs('logprobs')
+      xent = await curlLogprobs()
+    }
     if (round >= 3) {
       xentMs.push(xent)
       torchMs.push(torch)
