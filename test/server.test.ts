@@ -88,6 +88,12 @@ describe('the server process', () => {
     expect(await server.exited).toBe(0)
     // Bodies are never logged: no run of logits appears in the log.
     expect(server.output()).not.toContain('[0,1.7,3.4')
+    // Log lines are written in batches: none is lost at exit. Every request that came in (the
+    // readiness check, the health probes, the one in flight) has its line saying it completed.
+    const incoming = server.output().match(/"msg":"incoming request"/g) ?? []
+    const completed = server.output().match(/"msg":"request completed"/g) ?? []
+    expect(incoming.length).toBeGreaterThanOrEqual(2)
+    expect(completed).toHaveLength(incoming.length)
   })
 
   it('refuses to start on bad configuration, naming the variable', async () => {
