@@ -1,6 +1,7 @@
 import { reshape } from '../codec/json-tensors.js'
 import { printNumbers } from '../codec/json-text.js'
 import type { Engine, RunOptions } from '../engine/engine.js'
+import { copyInto } from '../engine/memory.js'
 import { f32, f64, i32 } from '../engine/plan.js'
 import type { RequestMemory } from '../engine/request.js'
 
@@ -151,7 +152,12 @@ export class JsonAnswer implements AnswerWriter {
         : values instanceof Float64Array
           ? this.#memory.allocate({ v: f64(n) }).v
           : this.#memory.allocate({ v: i32(n) }).v
-    into.set(values)
+    // Bytes, not elements: V8 copies elements into shared memory a byte at a time when the two are skewed.
+    copyInto(
+      new Uint8Array(into.buffer, into.byteOffset, into.byteLength),
+      0,
+      new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+    )
     return into
   }
 }

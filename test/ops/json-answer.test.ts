@@ -7,6 +7,7 @@ import {
   encodeCrossEntropyJson,
   printCrossEntropyJson
 } from '../../src/ops/cross-entropy/json.js'
+import { JsonAnswer } from '../../src/ops/json-answer.js'
 import { computeLogprobs } from '../../src/ops/logprobs/compute.js'
 import { decodeLogprobsJson, encodeLogprobsJson, printLogprobsJson } from '../../src/ops/logprobs/json.js'
 import { localEngine, openMemory } from '../kernels/local.js'
@@ -80,6 +81,29 @@ describe('the two writers of a JSON answer', () => {
       const result = await computeLogprobs(engine, job)
       const printed = text(await printLogprobsJson(engine, job, result, {}))
       expect(printed).toBe(JSON.stringify(encodeLogprobsJson(job, result)))
+    } finally {
+      memory.release()
+    }
+  })
+})
+
+describe('a printed JSON answer', () => {
+  it('prints arrays that lie outside kernel memory, at any offset, as it prints those inside', async () => {
+    const count = 5000
+    // Views at odd offsets of their buffers: copied into kernel memory skewed modulo 8.
+    const f32 = new Float32Array(count + 1).map((_, i) => Math.sin(i) * 100).subarray(1)
+    const f64 = new Float64Array(count + 1).map((_, i) => Math.cos(i) / 3).subarray(1)
+    const i32 = new Int32Array(count + 1).map((_, i) => i * 7919 - 20_000_000).subarray(1)
+    const memory = openMemory()
+    try {
+      const answer = new JsonAnswer(engine, memory, {})
+      answer.field('f32').array(f32, [50, 100])
+      answer.field('f64').array(f64, [count])
+      answer.field('i32').array(i32, [count])
+      const printed = JSON.parse(text(await answer.finish())) as { f32: number[][]; f64: number[]; i32: number[] }
+      expect(printed.f32.flat().map(Math.fround)).toEqual(Array.from(f32))
+      expect(printed.f64).toEqual(Array.from(f64))
+      expect(printed.i32).toEqual(Array.from(i32))
     } finally {
       memory.release()
     }
