@@ -142,13 +142,17 @@ export async function parseNumbers(
   json: IndexedJson,
   field: JsonField,
   into: Float32Array | Int32Array,
-  run: RunOptions
+  run: RunOptions,
+  integersHereBelow = INTEGERS_HERE_BELOW
 ): Promise<boolean> {
   const shape = fieldShape(field)
   if (shape === null) return false
   const count = shape[shape.length - 1]
   const rows = field.rows
   if (into.length !== rows * count) return false
+  // A few integers (the targets of most requests) are read here: a task's hand-off costs more.
+  if (into instanceof Int32Array && into.length < integersHereBelow)
+    return parseHere(fieldText(json, field), shape, into)
   const views = memory.allocate({ call: u8(NUMBER_ROWS_CALL.bytes), undecided: u8(rows) })
   writeCall(engine.arena.buffer, views.call.byteOffset, NUMBER_ROWS_CALL, {
     text: json.bytes.byteOffset,
@@ -165,6 +169,36 @@ export async function parseNumbers(
   })
   const verdicts = await engine.run(memory, 'numberRows', views.call.byteOffset, rows, count, run)
   return verdicts.every((verdict) => verdict === -1)
+}
+
+/** Integer fields of fewer numbers than this are parsed on the main thread (parseHere). */
+export const INTEGERS_HERE_BELOW = 1024
+
+/**
+ * An integer field parsed by JSON.parse itself, with what the workers check: exactly `shape`,
+ * every element a number, an integer (as Number() reads it, so `1.0` and `1e2` are targets) and
+ * in int32's range. False for anything else. (Float fields are always the workers': their
+ * exactness is the kernel's, tested against JSON.parse.)
+ */
+function parseHere(text: string, shape: readonly number[], into: Int32Array): boolean {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return false
+  }
+  let at = 0
+  const take = (node: unknown, depth: number): boolean => {
+    if (!Array.isArray(node) || node.length !== shape[depth]) return false
+    if (depth < shape.length - 1) return node.every((child) => take(child, depth + 1))
+    for (const x of node) {
+      if (typeof x !== 'number') return false
+      if (!Number.isInteger(x) || x < -2147483648 || x > 2147483647) return false
+      into[at++] = x
+    }
+    return true
+  }
+  return take(value, 0)
 }
 
 /** Bytes of text a number of each kind may take, its comma included. */

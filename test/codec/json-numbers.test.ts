@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { indexJson, parseNumbers, printNumbers } from '../../src/codec/json-text.js'
+import { INTEGERS_HERE_BELOW, indexJson, parseNumbers, printNumbers } from '../../src/codec/json-text.js'
 import { localEngine, openMemory } from '../kernels/local.js'
 
 // The kernel's number reading and printing against V8's: every float read must be bit for bit
@@ -9,8 +9,15 @@ import { localEngine, openMemory } from '../kernels/local.js'
 
 const engine = localEngine('wasm', 3)
 
-/** Reads `texts` as one JSON row through the index and the number kernel. */
-async function readRow(texts: string[], kind: 'f32' | 'i32' = 'f32'): Promise<Float32Array | Int32Array | null> {
+/**
+ * Reads `texts` as one JSON row through the index and the number kernel (or, with `here`, as the
+ * main thread reads a short integer field).
+ */
+async function readRow(
+  texts: string[],
+  kind: 'f32' | 'i32' = 'f32',
+  here = false
+): Promise<Float32Array | Int32Array | null> {
   const memory = openMemory()
   try {
     const body = Buffer.from(`{"x":[${texts.join(',')}]}`)
@@ -23,7 +30,8 @@ async function readRow(texts: string[], kind: 'f32' | 'i32' = 'f32'): Promise<Fl
       kind === 'f32'
         ? memory.allocate({ v: { type: 'f32', length: texts.length } }).v
         : memory.allocate({ v: { type: 'i32', length: texts.length } }).v
-    const ok = await parseNumbers(engine, memory, json, field, into, {})
+    // The kernel reads every field unless `here`: integers read on the main thread are held to it below.
+    const ok = await parseNumbers(engine, memory, json, field, into, {}, here ? INTEGERS_HERE_BELOW : 0)
     return ok ? into.slice() : null
   } finally {
     memory.release()
@@ -178,6 +186,25 @@ describe('reading JSON numbers in the kernel', () => {
     expect(await readRow(['1.5'], 'i32')).toBeNull()
     expect(await readRow(['2147483648'], 'i32')).toBeNull()
     expect(await readRow(['1e400'], 'i32')).toBeNull()
+  })
+
+  it('reads a short integer field on the main thread exactly as the kernel does', async () => {
+    const integer = fc.oneof(
+      fc.integer().map(String),
+      fc.integer({ min: -3e9, max: 3e9 }).map(String),
+      fc.integer({ min: -100, max: 100 }).map((n) => `${n}.0`),
+      fc.tuple(fc.integer({ min: -99, max: 99 }), fc.integer({ min: -3, max: 12 })).map(([m, e]) => `${m}e${e}`),
+      fc.double({ noNaN: true, noDefaultInfinity: true }).map(String),
+      fc.constantFrom('1.5', '-0', '-0.0', '1E2', '100e-2', '1e400', '2147483648', '-2147483649', '"1"', 'true', '01')
+    )
+    await fc.assert(
+      fc.asyncProperty(fc.array(integer, { minLength: 1, maxLength: 40 }), async (texts) => {
+        const kernel = await readRow(texts, 'i32')
+        const here = await readRow(texts, 'i32', true)
+        expect(here === null ? null : Array.from(here)).toEqual(kernel === null ? null : Array.from(kernel))
+      }),
+      { numRuns: 300 }
+    )
   })
 
   it('takes nothing JSON does not: leading zeros, bare points, signs, words, overflowing float32', async () => {
