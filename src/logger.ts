@@ -1,9 +1,9 @@
 import pino, { type Logger } from 'pino'
 
 /** Lines are written once this many bytes are waiting... */
-export const LOG_BATCH_BYTES = 4096
+const LOG_BATCH_BYTES = 4096
 /** ...or at the latest this often, however few are waiting. */
-export const LOG_FLUSH_MS = 100
+const LOG_FLUSH_MS = 100
 
 /**
  * Pino JSON logs on stdout. Request bodies are never logged (they are megabytes of floats);

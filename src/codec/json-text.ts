@@ -192,7 +192,7 @@ function parseHere(text: string, shape: readonly number[], into: Int32Array): bo
     if (!Array.isArray(node) || node.length !== shape[depth]) return false
     if (depth < shape.length - 1) return node.every((child) => take(child, depth + 1))
     for (const x of node) {
-      if (typeof x !== 'number') return false
+      // Number.isInteger is false for anything but a number.
       if (!Number.isInteger(x) || x < -2147483648 || x > 2147483647) return false
       into[at++] = x
     }
