@@ -302,11 +302,17 @@ export function numberRows (call: usize, rowStart: i32, rowEnd: i32, control: us
     let flagged = false
     const target = out + (<usize>row * <usize>count << 2)
     for (let i = 0; i < count; i++) {
+      // Most bodies have no spaces between numbers: one byte compared, and on.
       if (i > 0) {
-        p = expect(p, valueEnd, COMMA)
-        if (p == 0) return row
+        if (byteAt(p, valueEnd) == COMMA) {
+          p++
+        } else {
+          p = expect(p, valueEnd, COMMA)
+          if (p == 0) return row
+        }
       }
-      p = parseNumber(skipSpace(p, valueEnd), valueEnd)
+      if (isSpace(byteAt(p, valueEnd))) p = skipSpace(p, valueEnd)
+      p = parseNumber(p, valueEnd)
       if (p == 0) return row
       if (parsedUndecided) flagged = true
       const value = parsedValue

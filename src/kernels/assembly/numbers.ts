@@ -238,7 +238,21 @@ const F32_POW5_BITCOUNT: i32 = 61
 // @ts-ignore: decorator
 @inline
 function pow5bits (e: i32): i32 {
-  return e == 0 ? 1 : <i32>((<u64>e * 23219280 + 10000000 - 1) / 10000000)
+  return <i32>((<u32>e * 1217359) >> 19) + 1
+}
+
+// floor(e·log10(2)) for 0 ≤ e ≤ 1650, and floor(e·log10(5)) for 0 ≤ e ≤ 2620 (Ryu's constants:
+// multiplies and shifts where a division would cost tens of cycles).
+// @ts-ignore: decorator
+@inline
+function log10Pow2 (e: i32): i32 {
+  return <i32>((<u32>e * 78913) >> 18)
+}
+
+// @ts-ignore: decorator
+@inline
+function log10Pow5 (e: i32): i32 {
+  return <i32>((<u32>e * 732923) >> 20)
 }
 
 // @ts-ignore: decorator
@@ -286,7 +300,8 @@ function decimalLength (v: u32): i32 {
 
 // Writes x at `out` as ECMAScript would write the shortest decimal that reads back (through
 // binary64, then float32) to x, e.g. 0.1, -2.5e-7, 1e+21; ±0 as 0 and -0, non-finite as null.
-// Returns the bytes written (at most 22: -123456780000000000000).
+// Returns the bytes written (at most 22: -123456780000000000000); it may write scratch bytes
+// after them, never past the 24th.
 export function printFloat32 (x: f32, out: usize): i32 {
   const bits = reinterpret<u32>(x)
   const sign = bits >> 31
@@ -327,7 +342,7 @@ export function printFloat32 (x: f32, out: usize): i32 {
   let vrTrailingZeros = false
   let lastRemovedDigit: u32 = 0
   if (e2 >= 0) {
-    const q = <i32>((<u64>e2 * 3010299) / 10000000)
+    const q = log10Pow2(e2)
     e10 = q
     const k = F32_POW5_INV_BITCOUNT + pow5bits(q) - 1
     const i = -e2 + q + k
@@ -348,7 +363,7 @@ export function printFloat32 (x: f32, out: usize): i32 {
       }
     }
   } else {
-    const q = <i32>((<u64>(-e2) * 6989700) / 10000000)
+    const q = log10Pow5(-e2)
     e10 = q + e2
     const i = -e2 - q
     const k = pow5bits(i) - F32_POW5_BITCOUNT
@@ -396,11 +411,26 @@ export function printFloat32 (x: f32, out: usize): i32 {
     if (vrTrailingZeros && lastRemovedDigit == 5 && vr % 2 == 0) lastRemovedDigit = 4
     output = vr + <u32>((vr == vm && (!acceptBounds || !vmTrailingZeros)) || lastRemovedDigit >= 5)
   } else {
-    while (vp / 10 > vm / 10) {
-      lastRemovedDigit = vr % 10
-      vr /= 10
-      vp /= 10
-      vm /= 10
+    // The common case: two digits at a time first, as Ryu's binary64 printer does.
+    const vpDiv100 = vp / 100
+    const vmDiv100 = vm / 100
+    if (vpDiv100 > vmDiv100) {
+      const vrDiv100 = vr / 100
+      lastRemovedDigit = (vr - 100 * vrDiv100) / 10
+      vr = vrDiv100
+      vp = vpDiv100
+      vm = vmDiv100
+      removed = 2
+    }
+    for (;;) {
+      const vpDiv10 = vp / 10
+      const vmDiv10 = vm / 10
+      if (vpDiv10 <= vmDiv10) break
+      const vrDiv10 = vr / 10
+      lastRemovedDigit = vr - 10 * vrDiv10
+      vr = vrDiv10
+      vp = vpDiv10
+      vm = vmDiv10
       removed++
     }
     output = vr + <u32>(vr == vm || lastRemovedDigit >= 5)
@@ -410,6 +440,8 @@ export function printFloat32 (x: f32, out: usize): i32 {
 }
 
 // Writes `digits` (a decimal of `length` digits, times 10^exponent10) as Number::toString does.
+// It may write up to 8 bytes of scratch past the text it returns the length of; printRows leaves
+// room for them, and writes over them.
 function layOut (digits: u32, length: i32, exponent10: i32, out: usize): i32 {
   // The decimal point sits after `point` digits (the spec's n).
   const point = length + exponent10
@@ -419,16 +451,15 @@ function layOut (digits: u32, length: i32, exponent10: i32, out: usize): i32 {
     return point
   }
   if (0 < point && point <= 21) {
-    // d.ddd: the digits, then the point moved in.
-    writeDigits(digits, length, out + 1)
-    for (let i = 0; i < point; i++) store<u8>(out + i, load<u8>(out + i + 1))
+    // d.ddd: the digits, then the fraction (at most 8 digits) moved one place on for the point.
+    writeDigits(digits, length, out)
+    store<u64>(out + point + 1, load<u64>(out + point))
     store<u8>(out + point, CHAR_DOT)
     return length + 1
   }
   if (-6 < point && point <= 0) {
-    store<u8>(out, CHAR_0)
-    store<u8>(out + 1, CHAR_DOT)
-    for (let i = 0; i < -point; i++) store<u8>(out + 2 + i, CHAR_0)
+    // 0.000ddd: at most five zeros after the point.
+    store<u64>(out, 0x303030303030_2e30)
     writeDigits(digits, length, out + 2 - point)
     return 2 - point + length
   }
@@ -456,29 +487,33 @@ function layOut (digits: u32, length: i32, exponent10: i32, out: usize): i32 {
   return n + 1
 }
 
-// "00" … "99": two digits a lookup.
-const DIGIT_PAIRS: usize = memory.data<u8>([
-  48, 48, 48, 49, 48, 50, 48, 51, 48, 52, 48, 53, 48, 54, 48, 55, 48, 56, 48, 57,
-  49, 48, 49, 49, 49, 50, 49, 51, 49, 52, 49, 53, 49, 54, 49, 55, 49, 56, 49, 57,
-  50, 48, 50, 49, 50, 50, 50, 51, 50, 52, 50, 53, 50, 54, 50, 55, 50, 56, 50, 57,
-  51, 48, 51, 49, 51, 50, 51, 51, 51, 52, 51, 53, 51, 54, 51, 55, 51, 56, 51, 57,
-  52, 48, 52, 49, 52, 50, 52, 51, 52, 52, 52, 53, 52, 54, 52, 55, 52, 56, 52, 57,
-  53, 48, 53, 49, 53, 50, 53, 51, 53, 52, 53, 53, 53, 54, 53, 55, 53, 56, 53, 57,
-  54, 48, 54, 49, 54, 50, 54, 51, 54, 52, 54, 53, 54, 54, 54, 55, 54, 56, 54, 57,
-  55, 48, 55, 49, 55, 50, 55, 51, 55, 52, 55, 53, 55, 54, 55, 55, 55, 56, 55, 57,
-  56, 48, 56, 49, 56, 50, 56, 51, 56, 52, 56, 53, 56, 54, 56, 55, 56, 56, 56, 57,
-  57, 48, 57, 49, 57, 50, 57, 51, 57, 52, 57, 53, 57, 54, 57, 55, 57, 56, 57, 57
-])
+// Eight decimal digits of v < 10^8, with leading zeros, as ASCII in a little-endian u64 (the
+// first digit in the lowest byte): split into halves of four, quarters of two and single digits,
+// each split by a multiply and a shift in every lane at once.
+// @ts-ignore: decorator
+@inline
+function eightAscii (v: u32): u64 {
+  const high = v / 10000
+  let x = <u64>high | (<u64>(v - high * 10000) << 32)
+  // Each 32-bit lane (< 10^4) into two 16-bit lanes of < 100: q = floor(lane / 100).
+  const hundreds = ((x * 10486) >> 20) & 0x0000007f_0000007f
+  x = hundreds | ((x - hundreds * 100) << 16)
+  // Each 16-bit lane (< 100) into two bytes of < 10: q = floor(lane / 10).
+  const tens = ((x * 103) >> 10) & 0x000f000f_000f000f
+  x = tens | ((x - tens * 10) << 8)
+  return x + 0x30303030_30303030
+}
 
+// Writes the `length` digits of `digits` at `out`, and up to 8 bytes of scratch after them.
 // @ts-ignore: decorator
 @inline
 function writeDigits (digits: u32, length: i32, out: usize): void {
-  let i = length
-  while (i >= 2) {
-    const pair = digits % 100
-    digits /= 100
-    i -= 2
-    store<u16>(out + <usize>i, load<u16>(DIGIT_PAIRS + (<usize>pair << 1)))
+  if (length > 8) {
+    const first = digits / 100000000
+    store<u8>(out, CHAR_0 + first)
+    digits -= first * 100000000
+    out++
+    length = 8
   }
-  if (i == 1) store<u8>(out, CHAR_0 + digits)
+  store<u64>(out, eightAscii(digits) >> (<u64>(8 - length) << 3))
 }
