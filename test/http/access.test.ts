@@ -114,6 +114,31 @@ describe('helmet', () => {
     expect(scripts.length).toBeGreaterThan(0)
     for (const attributes of scripts) expect(attributes).toMatch(/src="\/docs\/static\//)
   })
+
+  it('sets the same headers on every answer, an API answer and an error among them', async () => {
+    const app = await build()
+    const page = await app.inject({ method: 'GET', url: '/docs' })
+    const answer = await app.inject(post({}))
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/v1/cross-entropy',
+      payload: '{',
+      headers: { 'content-type': 'application/json' }
+    })
+    expect(answer.statusCode).toBe(200)
+    expect(refused.statusCode).toBe(400)
+    for (const res of [answer, refused]) {
+      for (const name of [
+        'content-security-policy',
+        'x-content-type-options',
+        'x-frame-options',
+        'strict-transport-security'
+      ]) {
+        expect(res.headers[name]).toBe(page.headers[name])
+      }
+      expect(res.headers['x-powered-by']).toBeUndefined()
+    }
+  })
 })
 
 describe('RATE_LIMIT_PER_MIN', () => {
