@@ -14,6 +14,7 @@ import {
 import type { Engine, RunOptions } from '../engine/engine.js'
 import { i32, u8 } from '../engine/plan.js'
 import type { RequestMemory } from '../engine/request.js'
+import type { Stage } from '../engine/task.js'
 
 /**
  * JSON text in kernel memory, read and written by the workers: a body's fields indexed, its
@@ -146,13 +147,35 @@ export async function parseNumbers(
   integersHereBelow = INTEGERS_HERE_BELOW
 ): Promise<boolean> {
   const shape = fieldShape(field)
-  if (shape === null) return false
-  const count = shape[shape.length - 1]
-  const rows = field.rows
-  if (into.length !== rows * count) return false
+  if (shape === null || into.length !== field.rows * shape[shape.length - 1]) return false
   // A few integers (the targets of most requests) are read here: a task's hand-off costs more.
   if (into instanceof Int32Array && into.length < integersHereBelow)
     return parseHere(fieldText(json, field), shape, into)
+  const reading = numbersStage(engine, memory, json, field, into)
+  if (reading === null) return false
+  const { stage, rows, count } = reading
+  const verdicts = await engine.run(memory, stage.entry, stage.call, rows, count, run)
+  return verdicts.every((verdict) => verdict === -1)
+}
+
+/**
+ * The workers' reading of a regular number field into `into`, as a stage (of `rows` rows of
+ * `count` numbers) to run alone or before the computation that reads it; null when the field's
+ * shape does not fit `into`. The stage refuses the first row that is not what the shape and kind
+ * take.
+ */
+export function numbersStage(
+  engine: Pick<Engine, 'arena'>,
+  memory: RequestMemory,
+  json: IndexedJson,
+  field: JsonField,
+  into: Float32Array | Int32Array
+): { stage: Stage; rows: number; count: number } | null {
+  const shape = fieldShape(field)
+  if (shape === null) return null
+  const count = shape[shape.length - 1]
+  const rows = field.rows
+  if (into.length !== rows * count) return null
   const views = memory.allocate({ call: u8(NUMBER_ROWS_CALL.bytes), undecided: u8(rows) })
   writeCall(engine.arena.buffer, views.call.byteOffset, NUMBER_ROWS_CALL, {
     text: json.bytes.byteOffset,
@@ -167,8 +190,7 @@ export async function parseNumbers(
     valueStart: field.valueStart,
     valueEnd: field.valueEnd
   })
-  const verdicts = await engine.run(memory, 'numberRows', views.call.byteOffset, rows, count, run)
-  return verdicts.every((verdict) => verdict === -1)
+  return { stage: { entry: 'numberRows', call: views.call.byteOffset }, rows, count }
 }
 
 /** Integer fields of fewer numbers than this are parsed on the main thread (parseHere). */
@@ -217,6 +239,32 @@ export async function printNumbers(
   shape: readonly number[],
   run: RunOptions
 ): Promise<Uint8Array[]> {
+  const print = preparePrint(engine, memory, values, shape)
+  await engine.run(memory, print.stage.entry, print.stage.call, print.rows, print.count, run)
+  return print.chunks()
+}
+
+/** The printing of an array, prepared: its stage, and its text once the stage has run over every row. */
+export interface PreparedPrint {
+  values: Float32Array | Float64Array | Int32Array
+  stage: Stage
+  rows: number
+  count: number
+  /** The text, as chunks (views of the request's memory). */
+  chunks(): Uint8Array[]
+}
+
+/**
+ * Prepares printNumbers' work as a stage (of rows of the last dimension's length): to run alone,
+ * or after the computation that writes `values`, in its tasks. Throws ArenaFullError when the
+ * request's memory has no room for the text.
+ */
+export function preparePrint(
+  engine: Pick<Engine, 'arena'>,
+  memory: RequestMemory,
+  values: Float32Array | Float64Array | Int32Array,
+  shape: readonly number[]
+): PreparedPrint {
   const count = shape[shape.length - 1]
   const rows = values.length / count
   const kind =
@@ -233,18 +281,20 @@ export async function printNumbers(
     spans: views.spans.byteOffset,
     kind
   })
-  await engine.run(memory, 'printRows', views.call.byteOffset, rows, count, run)
-  const open = '['.repeat(shape.length - 1)
-  const chunks: Uint8Array[] = [Buffer.from(open)]
-  const spans = new Uint32Array(views.spans.buffer, views.spans.byteOffset, 2 * rows)
-  let start = spans[0]
-  for (let row = 0; row < rows; row++) {
-    const end = spans[2 * row + 1]
-    if (row === rows - 1 || spans[2 * row + 2] !== end) {
-      chunks.push(views.out.subarray(start, end))
-      start = spans[2 * row + 2]
+  const chunks = () => {
+    const open = '['.repeat(shape.length - 1)
+    const text: Uint8Array[] = [Buffer.from(open)]
+    const spans = new Uint32Array(views.spans.buffer, views.spans.byteOffset, 2 * rows)
+    let start = spans[0]
+    for (let row = 0; row < rows; row++) {
+      const end = spans[2 * row + 1]
+      if (row === rows - 1 || spans[2 * row + 2] !== end) {
+        text.push(views.out.subarray(start, end))
+        start = spans[2 * row + 2]
+      }
     }
+    text.push(Buffer.from(']'.repeat(shape.length - 1)))
+    return text
   }
-  chunks.push(Buffer.from(']'.repeat(shape.length - 1)))
-  return chunks
+  return { values, stage: { entry: 'printRows', call: views.call.byteOffset }, rows, count, chunks }
 }

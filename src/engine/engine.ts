@@ -2,14 +2,20 @@ import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import { CROSS_ENTROPY_CALL, type KernelEntry, writeCall } from './abi.js'
 import { ControlWords } from './control.js'
-import { QueueFullError, ShuttingDownError, TooManyElementsError, WorkerFailedError } from './errors.js'
+import {
+  QueueFullError,
+  ShuttingDownError,
+  StageDeclinedError,
+  TooManyElementsError,
+  WorkerFailedError
+} from './errors.js'
 import { type Fault, type FaultSource, faultHits } from './faults.js'
 import { kernelModule } from './kernels.js'
 import { KernelArena } from './memory.js'
 import { f32, f64, i32, u8 } from './plan.js'
 import { type CancelledStage, partitionRows, runRanges } from './ranges.js'
 import { RequestMemory } from './request.js'
-import type { Task } from './task.js'
+import { STAGE_DECLINED, type Stage, type Task } from './task.js'
 
 /**
  * The engine: the kernel's shared memory, admission, the worker pool, row ranges and their
@@ -43,6 +49,14 @@ export interface RunOptions {
   requestId?: string
 }
 
+/** Stages a run carries out in the same tasks as its entry, over the same rows (see Task). */
+export interface RunStages {
+  /** Before the entry: reading its inputs. If one refuses a row, the run rejects with StageDeclinedError. */
+  before?: readonly Stage[]
+  /** After the entry, in each range where it took every row: printing its outputs. */
+  after?: readonly Stage[]
+}
+
 /** What admission weighs: the logits' size and the plan's kernel memory. */
 export interface AdmissionSize {
   elements: number
@@ -70,14 +84,17 @@ export interface Engine {
   admit(size: AdmissionSize): void
   /** A new request's memory, and its owner. */
   openRequest(): RequestMemory
-  /** Runs `entry` over rows [0, rows) of the call struct at `call`, split across the workers; resolves to each range's verdict. */
+  /**
+   * Runs `entry` over rows [0, rows) of the call struct at `call`, split across the workers (with
+   * the stages, if any, in the same tasks); resolves to each range's verdict.
+   */
   run(
     memory: RequestMemory,
     entry: KernelEntry,
     call: number,
     rows: number,
     vocab: number,
-    options?: RunOptions
+    options?: RunOptions & RunStages
   ): Promise<number[]>
   /** A slot for a request in hand, or null when POOL_THREADS + MAX_QUEUE are already held; call the result to free it. */
   takeSlot(): (() => void) | null
@@ -161,8 +178,14 @@ export function createEngine(options: EngineOptions): Engine {
     openRequest: () => new RequestMemory(arena),
     run(memory, entry, call, rows, vocab, runOptions = {}) {
       if (closed) return Promise.reject(new ShuttingDownError())
+      const { before, after } = runOptions
+      const entries = [
+        entry,
+        ...(before ?? []).map((stage) => stage.entry),
+        ...(after ?? []).map((stage) => stage.entry)
+      ]
       const chosen = options.faults?.(runOptions.requestId)
-      const fault = chosen !== undefined && faultHits(chosen, entry) ? chosen : undefined
+      const fault = chosen !== undefined && entries.some((name) => faultHits(chosen, name)) ? chosen : undefined
       const work = runRanges(
         partitionRows(rows, vocab, threads),
         (rowStart, rowEnd, control, taskId): Task & { fault?: Fault } => ({
@@ -172,11 +195,16 @@ export function createEngine(options: EngineOptions): Engine {
           rowEnd,
           control,
           taskId,
+          ...(before === undefined || before.length === 0 ? {} : { before }),
+          ...(after === undefined || after.length === 0 ? {} : { after }),
           ...(fault === undefined ? {} : { fault })
         }),
         (task, signal) => post(task, signal, runOptions.requestId),
         { controls, signal: runOptions.signal, onCancelled: options.onCancelled }
-      )
+      ).then((verdicts) => {
+        if (verdicts.includes(STAGE_DECLINED)) throw new StageDeclinedError()
+        return verdicts
+      })
       // The request's memory stays with the run until its last task has settled.
       return track(memory.track(work))
     },

@@ -49,3 +49,14 @@ export class RequestClosedError extends Error {
     super("the request's kernel memory was released: its client has gone")
   }
 }
+
+/**
+ * A stage run before a run's entry (reading its inputs) refused a row, so the entry did not run
+ * there. Not a client error: the caller reads the request another way, which words the error.
+ */
+export class StageDeclinedError extends Error {
+  override name = 'StageDeclinedError'
+  constructor() {
+    super('a stage before the entry refused a row')
+  }
+}

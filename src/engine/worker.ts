@@ -1,13 +1,13 @@
 // The piscina worker: an instance of the kernel family over the pool's shared memory. Each task
-// runs one row range of one call in place and returns the first invalid row, ALL_ROWS_VALID or
-// ROWS_CANCELLED. The protocol is the Task type below and the call structs of ./abi.ts.
+// runs one row range of one call in place (with the stages before and after it) and returns the
+// first invalid row, ALL_ROWS_VALID, ROWS_CANCELLED or STAGE_DECLINED. The protocol is the Task type below and the call structs of ./abi.ts.
 import { workerData } from 'piscina'
 import { workerEntries } from '../kernels/entries.js'
 import { ROWS_CANCELLED } from './abi.js'
 import { claimTask } from './control.js'
 import { type Fault, injectFault } from './faults.js'
 import { instantiateKernels } from './kernels.js'
-import type { Task } from './task.js'
+import { runStages, type Task } from './task.js'
 
 const { memory, module } = workerData as { memory: WebAssembly.Memory; module: WebAssembly.Module }
 const kernels = workerEntries(instantiateKernels(memory, module).kernels, memory.buffer)
@@ -20,7 +20,7 @@ const words = new Int32Array(memory.buffer)
  */
 export default function runTask(task: Task & { fault?: Fault }): number {
   if (task.control !== 0 && !claimTask(words, task.control, task.taskId)) return ROWS_CANCELLED
-  const entry = kernels[task.entry]
-  const run = (range: Task) => entry(range.call, range.rowStart, range.rowEnd, range.control)
+  const run = (range: Task) =>
+    runStages(range, (stage) => kernels[stage.entry](stage.call, range.rowStart, range.rowEnd, range.control))
   return task.fault === undefined ? run(task) : injectFault(task.fault, task, run)
 }

@@ -4,11 +4,13 @@ import Negotiator from 'negotiator'
 import { SafetensorsBodySchema } from '../../schemas/binary.js'
 import { ErrorSchema } from '../../schemas/common.js'
 import { readJsonText } from '../codec/json-parse.js'
+import type { PreparedPrint } from '../codec/json-text.js'
+import type { RunOptions } from '../engine/engine.js'
 import { ArenaFullError } from '../engine/memory.js'
 import type { RequestMemory } from '../engine/request.js'
 import { XentErrors } from '../errors.js'
 import { type BodyValidator, readSmallFields } from '../ops/json-body.js'
-import type { Operation, OperationDocs } from '../ops/operation.js'
+import type { JsonComputed, Operation, OperationDocs } from '../ops/operation.js'
 import { JsonBody, type SafetensorsBody } from './kernel-body.js'
 
 // The one route every tensor operation (/v1/cross-entropy, /v1/logprobs) is served by: two body
@@ -123,8 +125,9 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
   app: FastifyInstance,
   operation: Operation<Job, Result, Query>
 ): void {
-  // Jobs the fast JSON reading made, by request.
+  // Jobs the fast JSON reading made, by request; and those it computed too.
   const readJobs = new WeakMap<FastifyRequest, Job>()
+  const computedJobs = new WeakMap<FastifyRequest, JsonComputed<Job, Result>>()
 
   /**
    * A JSON body in kernel memory is read here, before the schema: by the workers when it is a
@@ -132,6 +135,20 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
    * tensors already read), else the general way, JSON.parse, whose result the schema checks as
    * it always has. Either way the body the schema sees is plain JSON.
    */
+  /**
+   * Whether a JSON request read the fast way is computed here too, its tensors read, computed and
+   * printed in one run of tasks (operation.computeJson): when the operation can, and nothing
+   * between this hook and the handler could answer otherwise (no query parameters, which the
+   * handler would check first; a JSON answer, which is what is printed).
+   */
+  function computesHere(request: FastifyRequest): boolean {
+    return (
+      operation.computeJson !== undefined &&
+      Object.keys(request.query as object).length === 0 &&
+      !wantsSafetensors(request)
+    )
+  }
+
   async function readJsonBody(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const body = request.body
     if (!(body instanceof JsonBody)) return
@@ -142,12 +159,22 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
       const memory = request.kernelMemory()
       const validate = request.compileValidationSchema(operation.docs.request, 'body') as BodyValidator
       const fast = await readSmallFields(app.engine, memory, body.bytes, operation.jsonTensors, validate, run)
-      const job = fast === null ? null : await operation.readJson(fast, memory, app.engine, run)
-      if (fast !== null && job !== null) {
-        readJobs.set(request, job)
-        request.body = fast.body
-        app.metrics.jsonBodies.inc({ reading: 'workers' })
-        return
+      if (fast !== null && computesHere(request)) {
+        const computed = await operation.computeJson?.(fast, memory, app.engine, run)
+        if (computed !== undefined && computed !== null) {
+          computedJobs.set(request, computed)
+          request.body = fast.body
+          app.metrics.jsonBodies.inc({ reading: 'workers' })
+          return
+        }
+      } else {
+        const job = fast === null ? null : await operation.readJson(fast, memory, app.engine, run)
+        if (fast !== null && job !== null) {
+          readJobs.set(request, job)
+          request.body = fast.body
+          app.metrics.jsonBodies.inc({ reading: 'workers' })
+          return
+        }
       }
     }
     app.metrics.jsonBodies.inc({ reading: 'general' })
@@ -167,6 +194,11 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
       const query = request.query as Query
       const memory = request.kernelMemory()
       const run = { signal: request.deadline, requestId: request.id }
+      const computed = computedJobs.get(request)
+      if (computed !== undefined) {
+        app.metrics.elements.inc(operation.elements(computed.job))
+        return sendJsonAnswer(reply, computed.job, computed.result, run, computed.printed)
+      }
       let job: Job
       if (isSafetensorsBody(request.body)) {
         job = operation.fromSafetensors(request.body.bytes, query, memory, app.engine)
@@ -179,15 +211,25 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
       const result = await operation.compute(app.engine, job, run)
       app.metrics.elements.inc(operation.elements(job))
       if (wantsSafetensors(request)) return sendSafetensors(reply, operation.toSafetensors(job, result, query))
-      let chunks: Uint8Array[]
-      try {
-        chunks = await operation.printJson(app.engine, job, result, run)
-      } catch (error) {
-        // No room left to print into: the answer is written here instead.
-        if (error instanceof ArenaFullError) return operation.toJson(job, result)
-        throw error
-      }
-      return sendJson(reply, chunks)
+      return sendJsonAnswer(reply, job, result, run)
     }
   )
+
+  async function sendJsonAnswer(
+    reply: FastifyReply,
+    job: Job,
+    result: Result,
+    run: RunOptions,
+    printed: readonly PreparedPrint[] = []
+  ): Promise<unknown> {
+    let chunks: Uint8Array[]
+    try {
+      chunks = await operation.printJson(app.engine, job, result, run, printed)
+    } catch (error) {
+      // No room left to print into: the answer is written here instead.
+      if (error instanceof ArenaFullError) return operation.toJson(job, result)
+      throw error
+    }
+    return sendJson(reply, chunks)
+  }
 }

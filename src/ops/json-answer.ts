@@ -1,7 +1,7 @@
 import { reshape } from '../codec/json-tensors.js'
-import { printNumbers } from '../codec/json-text.js'
+import { type PreparedPrint, preparePrint, printNumbers } from '../codec/json-text.js'
 import type { Engine, RunOptions } from '../engine/engine.js'
-import { copyInto } from '../engine/memory.js'
+import { ArenaFullError, copyInto } from '../engine/memory.js'
 import { f32, f64, i32 } from '../engine/plan.js'
 import type { RequestMemory } from '../engine/request.js'
 
@@ -79,10 +79,19 @@ export class JsonAnswer implements AnswerWriter {
   /** Fields written so far in each open object, the innermost last. */
   readonly #fields = [0]
 
-  constructor(engine: Pick<Engine, 'arena' | 'run'>, memory: RequestMemory, run: RunOptions) {
+  readonly #printed: readonly PreparedPrint[]
+
+  /** `printed`: arrays already printed (their stages have run), whose text is used as it is. */
+  constructor(
+    engine: Pick<Engine, 'arena' | 'run'>,
+    memory: RequestMemory,
+    run: RunOptions,
+    printed: readonly PreparedPrint[] = []
+  ) {
     this.#engine = engine
     this.#memory = memory
     this.#run = run
+    this.#printed = printed
   }
 
   /** Starts the next field. */
@@ -116,6 +125,12 @@ export class JsonAnswer implements AnswerWriter {
    * decimals, float64 and int32 ones as JSON.stringify writes them.
    */
   array(values: Float32Array | Float64Array | Int32Array, shape: readonly number[]): this {
+    const done = this.#printed.find((print) => print.values === values)
+    if (done !== undefined) {
+      this.#flush()
+      this.#parts.push(Promise.resolve(done.chunks()))
+      return this
+    }
     if (!(values instanceof Float32Array) && values.length < PRINT_HERE_BELOW) {
       return this.value(reshape(values, [...shape]))
     }
@@ -159,5 +174,23 @@ export class JsonAnswer implements AnswerWriter {
       new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
     )
     return into
+  }
+}
+
+/**
+ * The printing of each of an answer's arrays that is not null, prepared to run after the
+ * computation that writes it, in its tasks (see preparePrint); none when the request's memory has
+ * no room for the text (the answer is then printed, or written, the usual way).
+ */
+export function preparePrints(
+  engine: Pick<Engine, 'arena'>,
+  memory: RequestMemory,
+  ...arrays: Array<[Float32Array | Float64Array | Int32Array | null, readonly number[]]>
+): PreparedPrint[] {
+  try {
+    return arrays.flatMap(([values, shape]) => (values === null ? [] : [preparePrint(engine, memory, values, shape)]))
+  } catch (error) {
+    if (error instanceof ArenaFullError) return []
+    throw error
   }
 }

@@ -230,4 +230,55 @@ describe('JSON read by the workers', () => {
     expect(res.json().count).toBe(2)
     expect(small.engine.arena.usedBytes).toBe(0)
   })
+
+  it('reads, computes and prints in one run of tasks: a range of logits read, computed and its gradients printed by one task', async () => {
+    const rows = 64
+    const vocab = 2048
+    const logits = Array.from({ length: rows }, (_, r) =>
+      Array.from({ length: vocab }, (_, c) => Math.cos(r * 7 + c) * 5)
+    )
+    const targets = logits.map((_, r) => (r * 13) % vocab)
+    const text = JSON.stringify({ logits, targets, outputs: ['token_losses', 'gradients'] })
+    const runs: string[] = []
+    const run = app.engine.run
+    app.engine.run = (memory, entry, call, rowCount, width, options) => {
+      const stages = (list?: ReadonlyArray<{ entry: string }>) => (list ?? []).map((stage) => stage.entry).join('+')
+      runs.push([stages(options?.before), entry, stages(options?.after)].filter((name) => name !== '').join(' → '))
+      return run(memory, entry, call, rowCount, width, options)
+    }
+    try {
+      const fused = await send('/v1/cross-entropy', text)
+      expect(runs).toEqual(['jsonIndex', 'numberRows → hardTargetRows → printRows'])
+      // With a query parameter (one the handler checks first) each stage is a run of its own.
+      runs.length = 0
+      const staged = await app.inject({
+        method: 'POST',
+        url: '/v1/cross-entropy?grad_dtype=F32',
+        headers: { 'content-type': 'application/json' },
+        payload: text
+      })
+      expect(runs).toEqual(['jsonIndex', 'numberRows', 'hardTargetRows', 'printRows'])
+      expect(fused.statusCode).toBe(200)
+      expect(fused.body).toBe(staged.body)
+    } finally {
+      app.engine.run = run
+    }
+    await expectSameAnswer('/v1/cross-entropy', text)
+  })
+
+  it('answers as the general reading does when one task of a split run refuses its rows and the others compute theirs', async () => {
+    // Two tasks of 32 rows; the last row's refusal (a string, a float32 overflow) is the second's alone.
+    const rows = 64
+    const vocab = 2048
+    const logits = Array.from({ length: rows }, (_, r) => Array.from({ length: vocab }, (_, c) => Math.sin(r + c) * 3))
+    const targets = logits.map((_, r) => (r * 5) % vocab)
+    const text = JSON.stringify({ logits, targets, outputs: ['gradients'] })
+    const last = text.lastIndexOf(',', text.indexOf(']]'))
+    for (const bad of ['"7"', '1e39', 'null']) {
+      const body = `${text.slice(0, last + 1)}${bad}${text.slice(text.indexOf(']]'))}`
+      const answer = await expectSameAnswer('/v1/cross-entropy', body)
+      expect(JSON.parse(answer).statusCode).toBe(400)
+    }
+    expect(app.engine.arena.usedBytes).toBe(0)
+  })
 })

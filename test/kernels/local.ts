@@ -1,9 +1,11 @@
 import { CROSS_ENTROPY_CALL, type KernelEntry, LOGPROBS_CALL, readCall } from '../../src/engine/abi.js'
 import type { Engine } from '../../src/engine/engine.js'
+import { StageDeclinedError } from '../../src/engine/errors.js'
 import { instantiateKernels } from '../../src/engine/kernels.js'
 import { KernelArena } from '../../src/engine/memory.js'
 import { partitionRows } from '../../src/engine/ranges.js'
 import { RequestMemory } from '../../src/engine/request.js'
+import { runStages, STAGE_DECLINED } from '../../src/engine/task.js'
 import { workerEntries } from '../../src/kernels/entries.js'
 import { crossEntropyRows } from '../oracles/cross-entropy.js'
 import { logprobRows } from '../oracles/logprobs.js'
@@ -25,6 +27,8 @@ export const kernelExports = exports
 
 export type KernelKind = 'wasm' | 'oracle'
 
+const JSON_ENTRIES: readonly KernelEntry[] = ['jsonIndex', 'numberRows', 'printRows']
+
 /** Runs one range of a call on this thread, with `kind`'s kernel (`control`: a control word's address, wasm only). */
 export function runRange(
   kind: KernelKind,
@@ -34,7 +38,8 @@ export function runRange(
   rowEnd: number,
   control = 0
 ): number {
-  if (kind === 'wasm') return kernels[entry](call, rowStart, rowEnd, control)
+  // The oracles compute; reading and printing JSON are the kernel's alone.
+  if (kind === 'wasm' || JSON_ENTRIES.includes(entry)) return kernels[entry](call, rowStart, rowEnd, control)
   return entry === 'logprobRows' ? oracleLogprobs(call, rowStart, rowEnd) : oracleCrossEntropy(call, rowStart, rowEnd)
 }
 
@@ -52,8 +57,19 @@ export function localEngine(
   return {
     arena,
     admit: (size) => arena.requireCapacity(size.bytes),
-    run: (memory, entry, call, rows, vocab) =>
-      memory.track(Promise.resolve(split(rows, vocab).map(([start, end]) => runRange(kind, entry, call, start, end))))
+    run: (memory, entry, call, rows, vocab, options = {}) =>
+      memory.track(
+        Promise.resolve().then(() => {
+          const verdicts = split(rows, vocab).map(([rowStart, rowEnd]) =>
+            runStages(
+              { entry, call, rowStart, rowEnd, control: 0, taskId: 0, before: options.before, after: options.after },
+              (stage) => runRange(kind, stage.entry, stage.call, rowStart, rowEnd)
+            )
+          )
+          if (verdicts.includes(STAGE_DECLINED)) throw new StageDeclinedError()
+          return verdicts
+        })
+      )
   }
 }
 

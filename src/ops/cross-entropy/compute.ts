@@ -1,6 +1,7 @@
 import { ANALYTICS_OUTPUTS } from '../../../schemas/cross-entropy.js'
 import { CROSS_ENTROPY_CALL, LOGITS_DTYPE, ROW_STATS, STAT_LOG_SUM_EXP, writeCall } from '../../engine/abi.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
+import type { Stage } from '../../engine/task.js'
 import { firstInvalidRow, invalidRowError } from '../invalid-row.js'
 import { type Analytics, reduceAnalytics } from './analytics.js'
 import { checkFinite } from './finite.js'
@@ -21,12 +22,15 @@ export interface CrossEntropyResult {
 
 /**
  * Runs a job's rows on the engine's workers, then reduces the per-row results in row order on
- * this thread, so the answer is bit for bit the same however the rows were split.
+ * this thread, so the answer is bit for bit the same however the rows were split. The job's
+ * reading stages run first in the same tasks, and `after` (printing the gradients) after it; a
+ * reading stage that refuses a row makes it reject with StageDeclinedError.
  */
 export async function computeCrossEntropy(
   engine: Pick<Engine, 'run' | 'arena'>,
   job: CrossEntropyJob,
-  run: RunOptions = {}
+  run: RunOptions = {},
+  after: readonly Stage[] = []
 ): Promise<CrossEntropyResult> {
   const { shape, options, views } = job
   const { rows, vocab } = shape
@@ -59,7 +63,11 @@ export async function computeCrossEntropy(
     softcap: options.softcap
   })
   const entry = job.softTargets === null ? 'hardTargetRows' : 'softTargetRows'
-  const verdicts = await engine.run(job.memory, entry, views.call.byteOffset, rows, vocab, run)
+  const verdicts = await engine.run(job.memory, entry, views.call.byteOffset, rows, vocab, {
+    ...run,
+    before: job.reading,
+    after
+  })
   const invalidRow = firstInvalidRow(verdicts)
   if (invalidRow !== undefined) {
     throw invalidRowError(job.logits, job.dtype, invalidRow, vocab, shape.targetsShape)

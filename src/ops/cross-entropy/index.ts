@@ -8,6 +8,7 @@ import type { Operation } from '../operation.js'
 import { type CrossEntropyResult, computeCrossEntropy } from './compute.js'
 import {
   CROSS_ENTROPY_TENSORS,
+  computeCrossEntropyJson,
   decodeCrossEntropyJson,
   encodeCrossEntropyJson,
   printCrossEntropyJson,
@@ -43,6 +44,7 @@ export const crossEntropyOperation: Operation<CrossEntropyJob, CrossEntropyResul
   toJson: encodeCrossEntropyJson,
   jsonTensors: CROSS_ENTROPY_TENSORS,
   readJson: readCrossEntropyJson,
+  computeJson: computeCrossEntropyJson,
   printJson: printCrossEntropyJson,
   toSafetensors: (job, result, query) => encodeCrossEntropySafetensors(job, result, query.grad_dtype ?? 'F32'),
   elements: (job) => job.shape.rows * job.shape.vocab

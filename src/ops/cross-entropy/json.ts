@@ -1,14 +1,17 @@
 import type { CrossEntropyRequest, CrossEntropyResponse, OutputName } from '../../../schemas/cross-entropy.js'
 import { copyLogits, copySoftTargets, copyTargets, copyWeight, measureShapes } from '../../codec/json-tensors.js'
-import { parseNumbers } from '../../codec/json-text.js'
+import { numbersStage, type PreparedPrint, parseNumbers } from '../../codec/json-text.js'
 import { checkSoftTargets } from '../../codec/soft-targets.js'
 import { checkWeights } from '../../codec/weights.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
+import { StageDeclinedError } from '../../engine/errors.js'
 import type { RequestMemory } from '../../engine/request.js'
+import type { Stage } from '../../engine/task.js'
 import { XentErrors } from '../../errors.js'
-import { type AnswerWriter, JsonAnswer, ObjectAnswer } from '../json-answer.js'
+import { type AnswerWriter, JsonAnswer, ObjectAnswer, preparePrints } from '../json-answer.js'
 import { type FastJson, logitsShapeOf, sameShape, shapeOf, targetsInRange } from '../json-body.js'
-import type { CrossEntropyResult } from './compute.js'
+import type { JsonComputed } from '../operation.js'
+import { type CrossEntropyResult, computeCrossEntropy } from './compute.js'
 import { optionsFromBody } from './options.js'
 import { admitCrossEntropy, type CrossEntropyJob } from './plan.js'
 
@@ -49,13 +52,15 @@ export const CROSS_ENTROPY_TENSORS = ['logits', 'targets', 'soft_targets', 'weig
 /**
  * The fast reading of a JSON cross-entropy request (see ../json-body.ts): the shapes from the
  * index, every tensor parsed by the workers straight into its allocation. Null wherever the
- * general reading might answer otherwise than with this job: it then reads the same body.
+ * general reading might answer otherwise than with this job: it then reads the same body. With
+ * `deferLogits` the logits are left for the computation to read (the job's `reading`).
  */
 export async function readCrossEntropyJson(
   fast: FastJson,
   memory: RequestMemory,
   engine: Pick<Engine, 'admit' | 'arena' | 'run'>,
-  run: RunOptions
+  run: RunOptions,
+  deferLogits = false
 ): Promise<CrossEntropyJob | null> {
   const logitsShape = logitsShapeOf(fast)
   const hasTargets = fast.tensors.has('targets')
@@ -89,14 +94,23 @@ export async function readCrossEntropyJson(
       ? Promise.resolve(true)
       : parseNumbers(engine, memory, fast.json, field, into, run)
   }
-  // One tensor after another: a request keeps one run of tasks in flight.
+  // One tensor after another: a request keeps one run of tasks in flight. The logits go last,
+  // so that when their reading is deferred every tensor the computation's setup reads is in.
   for (const [name, into] of [
-    ['logits', logits],
     ['targets', views.targets],
     ['soft_targets', views.softTargets],
     ['weight', views.weight]
   ] as const) {
     if (!(await parse(name, into))) return null
+  }
+  let reading: Stage[] | undefined
+  if (deferLogits) {
+    const field = fast.tensors.get('logits')
+    const stage = field === undefined ? null : numbersStage(engine, memory, fast.json, field, logits)
+    if (stage === null) return null
+    reading = [stage.stage]
+  } else if (!(await parse('logits', logits))) {
+    return null
   }
   if (hasTargets && !targetsInRange(views.targets, vocab, options.ignoreIndex)) return null
   if (!hasTargets) views.targets.fill(0)
@@ -106,7 +120,36 @@ export async function readCrossEntropyJson(
   } catch {
     return null
   }
-  return jsonJob(memory, shape, options, views)
+  return { ...jsonJob(memory, shape, options, views), ...(reading === undefined ? {} : { reading }) }
+}
+
+/**
+ * The fast path's whole computation, in one run of tasks: each task reads its rows of logits
+ * from the body's text, computes them, and prints their gradients (when asked for). Null where
+ * readCrossEntropyJson is, or where the reading refuses a row: the general reading then serves
+ * the same body, and words any error.
+ */
+export async function computeCrossEntropyJson(
+  fast: FastJson,
+  memory: RequestMemory,
+  engine: Pick<Engine, 'admit' | 'arena' | 'run'>,
+  run: RunOptions
+): Promise<JsonComputed<CrossEntropyJob, CrossEntropyResult> | null> {
+  const job = await readCrossEntropyJson(fast, memory, engine, run, true)
+  if (job === null) return null
+  const printed = preparePrints(engine, memory, [job.views.gradients, job.shape.logitsShape])
+  try {
+    const result = await computeCrossEntropy(
+      engine,
+      job,
+      run,
+      printed.map((print) => print.stage)
+    )
+    return { job, result, printed }
+  } catch (error) {
+    if (error instanceof StageDeclinedError) return null
+    throw error
+  }
 }
 
 /**
@@ -117,9 +160,10 @@ export function printCrossEntropyJson(
   engine: Pick<Engine, 'arena' | 'run'>,
   job: CrossEntropyJob,
   result: CrossEntropyResult,
-  run: RunOptions
+  run: RunOptions,
+  printed: readonly PreparedPrint[] = []
 ): Promise<Uint8Array[]> {
-  return writeCrossEntropyAnswer(new JsonAnswer(engine, job.memory, run), job, result).finish()
+  return writeCrossEntropyAnswer(new JsonAnswer(engine, job.memory, run, printed), job, result).finish()
 }
 
 /** The JSON answer as objects, for Fastify's serializer: when there is no room to print it. */

@@ -2,6 +2,7 @@ import { CROSS_ENTROPY_CALL, type LogitsDtype, ROW_STATS } from '../../engine/ab
 import type { Engine } from '../../engine/engine.js'
 import { type Allocated, f32, f64, i32, u8 } from '../../engine/plan.js'
 import type { RequestMemory } from '../../engine/request.js'
+import type { Stage } from '../../engine/task.js'
 import { admitPlan } from '../admit.js'
 import { type CrossEntropyOptions, needsRowStats } from './options.js'
 
@@ -67,6 +68,11 @@ export interface CrossEntropyJob {
   weight: Float32Array | null
   /** Every allocation of the plan. */
   views: CrossEntropyAllocations
+  /**
+   * Stages that read tensors still in the body's text (the JSON logits), which the computation
+   * runs before its own entry in the same tasks; none when every tensor is in place.
+   */
+  reading?: readonly Stage[]
 }
 
 /** Admits a cross-entropy request by its plan and makes every allocation of it (see admitPlan). */
