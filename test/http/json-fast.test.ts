@@ -260,6 +260,13 @@ describe('JSON read by the workers', () => {
       expect(runs).toEqual(['jsonIndex', 'numberRows', 'hardTargetRows', 'printRows'])
       expect(fused.statusCode).toBe(200)
       expect(fused.body).toBe(staged.body)
+      // A logprobs request's top-k has a row for each row of logits: printed in the same tasks.
+      runs.length = 0
+      const logprobs = JSON.stringify({ logits, targets, top_k: 4, outputs: ['entropy'] })
+      const answer = await send('/v1/logprobs', logprobs)
+      expect(answer.statusCode).toBe(200)
+      expect(runs).toEqual(['jsonIndex', 'numberRows → logprobRows → printRows+printRows'])
+      await expectSameAnswer('/v1/logprobs', logprobs)
     } finally {
       app.engine.run = run
     }

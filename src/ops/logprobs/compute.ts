@@ -1,5 +1,6 @@
 import { LOGITS_DTYPE, LOGPROBS_CALL, writeCall } from '../../engine/abi.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
+import type { Stage } from '../../engine/task.js'
 import { firstInvalidRow, invalidRowError } from '../invalid-row.js'
 import type { LogprobsJob } from './plan.js'
 
@@ -11,11 +12,15 @@ export interface LogprobsResult {
   entropy: Float64Array | null
 }
 
-/** Runs a logprobs job's rows on the engine's workers. */
+/**
+ * Runs a logprobs job's rows on the engine's workers: its reading stages first and `after`
+ * (printing) last, in the same tasks (see computeCrossEntropy).
+ */
 export async function computeLogprobs(
   engine: Pick<Engine, 'run' | 'arena'>,
   job: LogprobsJob,
-  run: RunOptions = {}
+  run: RunOptions = {},
+  after: readonly Stage[] = []
 ): Promise<LogprobsResult> {
   const { shape, options, views } = job
   writeCall(engine.arena.buffer, views.call.byteOffset, LOGPROBS_CALL, {
@@ -32,7 +37,11 @@ export async function computeLogprobs(
     softcap: options.softcap,
     temperature: options.temperature
   })
-  const verdicts = await engine.run(job.memory, 'logprobRows', views.call.byteOffset, shape.rows, shape.vocab, run)
+  const verdicts = await engine.run(job.memory, 'logprobRows', views.call.byteOffset, shape.rows, shape.vocab, {
+    ...run,
+    before: job.reading,
+    after
+  })
   const invalidRow = firstInvalidRow(verdicts)
   if (invalidRow !== undefined) {
     throw invalidRowError(job.logits, job.dtype, invalidRow, shape.vocab, shape.leadingShape)

@@ -8,6 +8,7 @@ import {
 import type { Operation } from '../operation.js'
 import { computeLogprobs, type LogprobsResult } from './compute.js'
 import {
+  computeLogprobsJson,
   decodeLogprobsJson,
   encodeLogprobsJson,
   LOGPROBS_TENSORS,
@@ -43,6 +44,7 @@ export const logprobsOperation: Operation<LogprobsJob, LogprobsResult, LogprobsQ
   toJson: encodeLogprobsJson,
   jsonTensors: LOGPROBS_TENSORS,
   readJson: readLogprobsJson,
+  computeJson: computeLogprobsJson,
   printJson: printLogprobsJson,
   toSafetensors: (job, result) => encodeLogprobsSafetensors(job, result),
   elements: (job) => job.shape.rows * job.shape.vocab

@@ -1,11 +1,13 @@
 import type { LogprobsRequest, LogprobsResponse } from '../../../schemas/logprobs.js'
 import { copyLogits, copyTargets, measureShapes } from '../../codec/json-tensors.js'
-import { parseNumbers } from '../../codec/json-text.js'
+import { numbersStage, type PreparedPrint, parseNumbers } from '../../codec/json-text.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
+import { StageDeclinedError } from '../../engine/errors.js'
 import type { RequestMemory } from '../../engine/request.js'
-import { type AnswerWriter, JsonAnswer, ObjectAnswer } from '../json-answer.js'
+import { type AnswerWriter, JsonAnswer, ObjectAnswer, preparePrints } from '../json-answer.js'
 import { type FastJson, logitsShapeOf, sameShape, shapeOf, targetsInRange } from '../json-body.js'
-import type { LogprobsResult } from './compute.js'
+import type { JsonComputed } from '../operation.js'
+import { computeLogprobs, type LogprobsResult } from './compute.js'
 import { checkAgainstShape, optionsFromBody } from './options.js'
 import { admitLogprobs, type LogprobsJob } from './plan.js'
 
@@ -36,7 +38,8 @@ export async function readLogprobsJson(
   fast: FastJson,
   memory: RequestMemory,
   engine: Pick<Engine, 'admit' | 'arena' | 'run'>,
-  run: RunOptions
+  run: RunOptions,
+  deferLogits = false
 ): Promise<LogprobsJob | null> {
   const logitsShape = logitsShapeOf(fast)
   if (logitsShape === null) return null
@@ -63,13 +66,47 @@ export async function readLogprobsJson(
   const logits = views.logits as Float32Array
   const logitsField = fast.tensors.get('logits')
   const targetsField = fast.tensors.get('targets')
-  if (logitsField === undefined || !(await parseNumbers(engine, memory, fast.json, logitsField, logits, run)))
-    return null
+  if (logitsField === undefined) return null
+  // The targets first: the logits' reading may be left to the computation.
   if (targetsField !== undefined && views.targets !== null) {
     if (!(await parseNumbers(engine, memory, fast.json, targetsField, views.targets, run))) return null
   }
   if (views.targets !== null && !targetsInRange(views.targets, vocab, options.ignoreIndex)) return null
-  return { memory, shape, options, logits, dtype: 'F32', targets: views.targets, views }
+  const job: LogprobsJob = { memory, shape, options, logits, dtype: 'F32', targets: views.targets, views }
+  if (deferLogits) {
+    const reading = numbersStage(engine, memory, fast.json, logitsField, logits)
+    return reading === null ? null : { ...job, reading: [reading.stage] }
+  }
+  return (await parseNumbers(engine, memory, fast.json, logitsField, logits, run)) ? job : null
+}
+
+/**
+ * The fast path's whole computation in one run of tasks (as computeCrossEntropyJson): each task
+ * reads its rows of logits, computes them and prints their top-k; null for the general reading.
+ */
+export async function computeLogprobsJson(
+  fast: FastJson,
+  memory: RequestMemory,
+  engine: Pick<Engine, 'admit' | 'arena' | 'run'>,
+  run: RunOptions
+): Promise<JsonComputed<LogprobsJob, LogprobsResult> | null> {
+  const job = await readLogprobsJson(fast, memory, engine, run, true)
+  if (job === null) return null
+  // The top-k arrays have a row for each row of logits; the others are printed apart.
+  const topShape = [...job.shape.leadingShape, job.options.topK]
+  const printed = preparePrints(engine, memory, [job.views.topIds, topShape], [job.views.topLogprobs, topShape])
+  try {
+    const result = await computeLogprobs(
+      engine,
+      job,
+      run,
+      printed.map((print) => print.stage)
+    )
+    return { job, result, printed }
+  } catch (error) {
+    if (error instanceof StageDeclinedError) return null
+    throw error
+  }
 }
 
 /** The JSON answer of a logprobs request, printed (see ../json-answer.ts). */
@@ -77,9 +114,10 @@ export function printLogprobsJson(
   engine: Pick<Engine, 'arena' | 'run'>,
   job: LogprobsJob,
   result: LogprobsResult,
-  run: RunOptions
+  run: RunOptions,
+  printed: readonly PreparedPrint[] = []
 ): Promise<Uint8Array[]> {
-  return writeLogprobsAnswer(new JsonAnswer(engine, job.memory, run), job, result).finish()
+  return writeLogprobsAnswer(new JsonAnswer(engine, job.memory, run, printed), job, result).finish()
 }
 
 /** The JSON answer of a logprobs request as objects, for Fastify's serializer. */

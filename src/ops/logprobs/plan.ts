@@ -2,6 +2,7 @@ import { LOGPROBS_CALL, type LogitsDtype } from '../../engine/abi.js'
 import type { Engine } from '../../engine/engine.js'
 import { type Allocated, f32, f64, i32, u8 } from '../../engine/plan.js'
 import type { RequestMemory } from '../../engine/request.js'
+import type { Stage } from '../../engine/task.js'
 import { admitPlan } from '../admit.js'
 import type { LogprobsOptions } from './options.js'
 
@@ -48,6 +49,8 @@ export interface LogprobsJob {
   /** null when no targets were sent. */
   targets: Int32Array | null
   views: LogprobsAllocations
+  /** Stages that read the logits from the body's text in the computation's tasks (see CrossEntropyJob). */
+  reading?: readonly Stage[]
 }
 
 /** Admits a logprobs request by its plan and makes every allocation of it (see admitPlan). */
