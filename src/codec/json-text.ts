@@ -50,15 +50,20 @@ const MAX_FIELDS = 64
 const FIRST_ROWS_GUESS = 16_384
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
+/** Bodies shorter than this are indexed on the main thread (a few tens of microseconds): a task's hand-off costs more. */
+export const INDEX_HERE_BELOW = 512 * 1024
+
 /**
- * Indexes a body that is one JSON object (one worker task): its fields, or null when it is not
- * one the fast path takes (malformed, a key given twice or escaped, more fields than any request has).
+ * Indexes a body that is one JSON object (one worker task, or here for a body shorter than
+ * `hereBelow`): its fields, or null when it is not one the fast path takes (malformed, a key given
+ * twice or escaped, more fields than any request has).
  */
 export async function indexJson(
-  engine: TextEngine,
+  engine: Pick<Engine, 'arena' | 'run' | 'runHere'>,
   memory: RequestMemory,
   bytes: Uint8Array,
-  run: RunOptions
+  run: RunOptions,
+  hereBelow = INDEX_HERE_BELOW
 ): Promise<IndexedJson | null> {
   const buffer = engine.arena.buffer
   let maxRows = Math.min(FIRST_ROWS_GUESS, Math.ceil(bytes.length / 3) + 1)
@@ -78,7 +83,10 @@ export async function indexJson(
       entryCount: 0,
       rowCount: 0
     })
-    const [verdict] = await engine.run(memory, 'jsonIndex', views.call.byteOffset, 1, 1, run)
+    const verdict =
+      bytes.length < hereBelow
+        ? engine.runHere('jsonIndex', views.call.byteOffset, 1)
+        : (await engine.run(memory, 'jsonIndex', views.call.byteOffset, 1, 1, run))[0]
     const { entryCount, rowCount } = readCall(buffer, views.call.byteOffset, JSON_INDEX_CALL)
     if (verdict === INDEX_TOO_MANY_ROWS) {
       maxRows = rowCount

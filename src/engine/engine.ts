@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
+import { workerEntries } from '../kernels/entries.js'
 import { CROSS_ENTROPY_CALL, type KernelEntry, writeCall } from './abi.js'
 import { ControlWords } from './control.js'
 import {
@@ -10,7 +11,7 @@ import {
   WorkerFailedError
 } from './errors.js'
 import { type Fault, type FaultSource, faultHits } from './faults.js'
-import { kernelModule } from './kernels.js'
+import { instantiateKernels, type Kernels, kernelModule } from './kernels.js'
 import { KernelArena } from './memory.js'
 import { f32, f64, i32, u8 } from './plan.js'
 import { type CancelledStage, partitionRows, runRanges } from './ranges.js'
@@ -96,6 +97,12 @@ export interface Engine {
     vocab: number,
     options?: RunOptions & RunStages
   ): Promise<number[]>
+  /**
+   * Runs `entry` over rows [0, rows) of the call struct at `call` on this thread, at once, with an
+   * instance of the kernel of its own: for work smaller than a task's hand-off costs (a few tens of
+   * microseconds), which a worker would only add the hand-off to. Its verdict.
+   */
+  runHere(entry: KernelEntry, call: number, rows: number): number
   /** A slot for a request in hand, or null when POOL_THREADS + MAX_QUEUE are already held; call the result to free it. */
   takeSlot(): (() => void) | null
   /** Whether takeSlot() would give a slot now. */
@@ -135,6 +142,8 @@ export function createEngine(options: EngineOptions): Engine {
     workerData: { memory: arena.memory, module: kernelModule() }
   })
   const inFlight = new Set<Promise<unknown>>()
+  // The kernel on this thread, for runHere (instantiated at its first use).
+  let here: Kernels | undefined
   let pendingTasks = 0
   let slots = 0
   let ready = false
@@ -207,6 +216,10 @@ export function createEngine(options: EngineOptions): Engine {
       })
       // The request's memory stays with the run until its last task has settled.
       return track(memory.track(work))
+    },
+    runHere(entry, call, rows) {
+      here ??= workerEntries(instantiateKernels(arena.memory, kernelModule()).kernels, arena.buffer)
+      return here[entry](call, 0, rows, 0)
     },
     hasFreeSlot: () => slots < threads + maxQueue,
     takeSlot() {

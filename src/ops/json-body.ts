@@ -34,7 +34,7 @@ export interface FastJson {
  * `tensors` names the operation's tensor fields.
  */
 export async function readSmallFields(
-  engine: Pick<Engine, 'arena' | 'run'>,
+  engine: Pick<Engine, 'arena' | 'run' | 'runHere'>,
   memory: RequestMemory,
   bytes: Uint8Array,
   tensors: readonly string[],

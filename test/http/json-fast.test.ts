@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import { type AddressInfo, connect } from 'node:net'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { INDEX_HERE_BELOW, indexJson } from '../../src/codec/json-text.js'
 import { build, buildForFile, metricValue, readRawAnswer, safetensorsFile } from '../helper.js'
 
 // JSON bodies are read by the workers, straight from kernel memory, and answers printed by them.
@@ -267,6 +268,12 @@ describe('JSON read by the workers', () => {
       expect(answer.statusCode).toBe(200)
       expect(runs).toEqual(['jsonIndex', 'numberRows → logprobRows → printRows+printRows'])
       await expectSameAnswer('/v1/logprobs', logprobs)
+      // A body under INDEX_HERE_BELOW is indexed on this thread: one hand-off in all.
+      runs.length = 0
+      const small = JSON.stringify({ logits: logits.slice(0, 4), targets: targets.slice(0, 4), outputs: ['gradients'] })
+      expect(small.length).toBeLessThan(INDEX_HERE_BELOW)
+      expect((await send('/v1/cross-entropy', small)).statusCode).toBe(200)
+      expect(runs).toEqual(['numberRows → hardTargetRows → printRows'])
     } finally {
       app.engine.run = run
     }
@@ -287,5 +294,44 @@ describe('JSON read by the workers', () => {
       expect(JSON.parse(answer).statusCode).toBe(400)
     }
     expect(app.engine.arena.usedBytes).toBe(0)
+  })
+
+  it('indexes a body on this thread exactly as a worker indexes it', async () => {
+    const rows = Array.from({ length: 20_000 }, (_, i) => [i % 7, -i / 3])
+    const bodies = [
+      JSON.stringify({ logits: [[[1, 2, 3]], [[4, 5, 6]]], targets: [[0], [2]], outputs: ['gradients'] }),
+      // More rows than the first guess of the index's row table: it runs again with room for them.
+      JSON.stringify({ logits: rows, targets: rows.map(() => 1), ignore_index: 1 }),
+      '{"logits": [[1, 2, 3], [4, 5]], "targets": [0, 1]}',
+      '{"\u006cogits": [[1]], "targets": [0]}',
+      '{"logits": [[1, 2, 3]], "targets": [0], "logits": [[1, 2, 3]]}',
+      '{"logits": [[1, 2, 3]], "targets": [0]',
+      ' {"a": {"b": [1, [2, [3]]]}, "c": "d\\"e", "f": [[1.5e3, -0], [2, 3]]} '
+    ]
+    const index = async (text: string, hereBelow: number) => {
+      const memory = app.engine.openRequest()
+      try {
+        const body = Buffer.from(text)
+        const bytes = memory.bytes(body.length)
+        bytes.set(body)
+        const json = await indexJson(app.engine, memory, bytes, {}, hereBelow)
+        return json === null
+          ? null
+          : [...json.fields.values()].map(({ rowStarts, ...field }) => ({
+              ...field,
+              // Where each row starts, read out of the row table (whose address differs between runs).
+              starts: Array.from(new Uint32Array(app.engine.arena.buffer, rowStarts, field.rows))
+            }))
+      } finally {
+        memory.release()
+      }
+    }
+    for (const text of bodies) {
+      const here = await index(text, Number.POSITIVE_INFINITY)
+      expect(here, text.slice(0, 60)).toEqual(await index(text, 0))
+    }
+    expect((await index(bodies[1], Number.POSITIVE_INFINITY))?.find((field) => field.key === 'logits')?.rows).toBe(
+      20_000
+    )
   })
 })
