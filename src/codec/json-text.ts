@@ -269,7 +269,7 @@ export interface PreparedPrint {
  */
 export function preparePrint(
   engine: Pick<Engine, 'arena'>,
-  memory: RequestMemory,
+  memory: Pick<RequestMemory, 'allocate'>,
   values: Float32Array | Float64Array | Int32Array,
   shape: readonly number[]
 ): PreparedPrint {

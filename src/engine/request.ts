@@ -10,13 +10,16 @@ import { type Allocated, allocate, type PlanSpec } from './plan.js'
  * client left never computes into memory another request has been given.
  */
 export class RequestMemory {
+  readonly #arena: KernelArena
   readonly #group: ArenaGroup
+  readonly #apart: ArenaGroup[] = []
   readonly #onFreed: (() => void) | undefined
   #pending = 0
   #released = false
   #freed = false
 
   constructor(arena: KernelArena, onFreed?: () => void) {
+    this.#arena = arena
     this.#group = arena.group()
     this.#onFreed = onFreed
   }
@@ -34,6 +37,23 @@ export class RequestMemory {
   /** Every allocation of a plan. */
   allocate<S extends PlanSpec>(spec: S): Allocated<S> {
     return allocate(this.#live(), spec)
+  }
+
+  /**
+   * Allocations apart from the others, which can be given back before the request's (when no
+   * task of the request uses them any more); if they are not, they go with the request's.
+   */
+  apart(): { allocate<S extends PlanSpec>(spec: S): Allocated<S>; release(): void } {
+    const group = this.#arena.group()
+    this.#live()
+    this.#apart.push(group)
+    return {
+      allocate: (spec) => {
+        this.#live()
+        return allocate(group, spec)
+      },
+      release: () => group.release()
+    }
   }
 
   /** Raw bytes (a body streaming in). */
@@ -68,6 +88,7 @@ export class RequestMemory {
     if (!this.#released || this.#pending > 0 || this.#freed) return
     this.#freed = true
     this.#group.release()
+    for (const group of this.#apart) group.release()
     this.#onFreed?.()
   }
 }

@@ -184,7 +184,7 @@ export class JsonAnswer implements AnswerWriter {
  */
 export function preparePrints(
   engine: Pick<Engine, 'arena'>,
-  memory: RequestMemory,
+  memory: Pick<RequestMemory, 'allocate'>,
   ...arrays: Array<[Float32Array | Float64Array | Int32Array | null, readonly number[]]>
 ): PreparedPrint[] {
   try {

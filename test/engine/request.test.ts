@@ -1,6 +1,10 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { CrossEntropyRequest } from '../../schemas/cross-entropy.js'
 import { createEngine } from '../../src/engine/engine.js'
+import { RequestClosedError } from '../../src/engine/errors.js'
+import { KernelArena } from '../../src/engine/memory.js'
+import { u8 } from '../../src/engine/plan.js'
+import { RequestMemory } from '../../src/engine/request.js'
 import { computeCrossEntropy } from '../../src/ops/cross-entropy/compute.js'
 import { decodeCrossEntropyJson } from '../../src/ops/cross-entropy/json.js'
 import { Barrier } from '../faults.js'
@@ -91,5 +95,26 @@ describe('a request’s kernel memory', () => {
     expect(memory.freed).toBe(true)
     expect(engine.arena.usedBytes).toBe(0)
     expect(() => memory.bytes(10)).toThrow(/released/)
+  })
+
+  it('gives back allocations made apart when asked, and with the request otherwise', () => {
+    const arena = new KernelArena(4)
+    const memory = new RequestMemory(arena)
+    memory.allocate({ body: u8(1000) })
+    const held = arena.usedBytes
+    const first = memory.apart()
+    first.allocate({ text: u8(50_000) })
+    const second = memory.apart()
+    second.allocate({ text: u8(70_000) })
+    expect(arena.usedBytes).toBeGreaterThan(held + 120_000)
+    first.release()
+    expect(arena.usedBytes).toBeLessThan(held + 80_000)
+    // Given back already: releasing it again (or the request) frees nothing twice.
+    first.release()
+    memory.release()
+    expect(arena.usedBytes).toBe(0)
+    second.release()
+    expect(arena.usedBytes).toBe(0)
+    expect(() => memory.apart()).toThrow(RequestClosedError)
   })
 })

@@ -334,4 +334,33 @@ describe('JSON read by the workers', () => {
       20_000
     )
   })
+
+  it('gives back the memory it printed into when its reading declines, so the general reading has room to word the error', async () => {
+    // 64 × 1875 logits written with 47 decimals (~50 bytes a number): the body, the fast reading's
+    // tensors and the text it prints into (24 bytes a number) fit 10 MiB, but leave too little for
+    // the general reading's own tensors beside them unless that text's memory goes back first (it
+    // would answer 503, the memory busy, where the general reading answers 400).
+    const small = await build({ KERNEL_MEMORY_MB: 10, MAX_ELEMENTS: 131_072, BODY_LIMIT_MB: 16 })
+    const rows = 64
+    const vocab = 1875
+    const row = (r: number) => Array.from({ length: vocab }, (_, c) => (Math.sin(r * c) * 4).toFixed(47))
+    const numbers = Array.from({ length: rows }, (_, r) => row(r))
+    const body = (last: string) => {
+      numbers[rows - 1][vocab - 1] = last
+      return `{"logits": [${numbers.map((values) => `[${values.join(',')}]`).join(',')}], "targets": [${numbers.map((_, r) => r).join(',')}], "outputs": ["gradients"]}`
+    }
+    const post = (payload: string) =>
+      small.inject({
+        method: 'POST',
+        url: '/v1/cross-entropy',
+        headers: { 'content-type': 'application/json' },
+        payload
+      })
+    const good = await post(body('1.5'))
+    expect(good.statusCode, good.body.slice(0, 200)).toBe(200)
+    const answer = await post(body('1e39'))
+    expect(answer.statusCode, answer.body.slice(0, 200)).toBe(400)
+    expect(answer.json().message).toContain('logits[63][1874]')
+    expect(small.engine.arena.usedBytes).toBe(0)
+  })
 })

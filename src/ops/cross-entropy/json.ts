@@ -137,7 +137,9 @@ export async function computeCrossEntropyJson(
 ): Promise<JsonComputed<CrossEntropyJob, CrossEntropyResult> | null> {
   const job = await readCrossEntropyJson(fast, memory, engine, run, true)
   if (job === null) return null
-  const printed = preparePrints(engine, memory, [job.views.gradients, job.shape.logitsShape])
+  // The text's memory is given back if the reading declines: the general reading may need it.
+  const printing = memory.apart()
+  const printed = preparePrints(engine, printing, [job.views.gradients, job.shape.logitsShape])
   try {
     const result = await computeCrossEntropy(
       engine,
@@ -147,8 +149,9 @@ export async function computeCrossEntropyJson(
     )
     return { job, result, printed }
   } catch (error) {
-    if (error instanceof StageDeclinedError) return null
-    throw error
+    if (!(error instanceof StageDeclinedError)) throw error
+    printing.release()
+    return null
   }
 }
 
