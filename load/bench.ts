@@ -528,7 +528,7 @@ const PEER_SECONDS = Math.max(3, Math.min(duration, 10))
 console.log(
   `\n# small and medium JSON with gradients, ${PEER_CONNECTIONS} connections, against FastAPI + PyTorch (2 uvicorn workers)`
 )
-const peer = await startPeer(server.port + 1)
+const peer = await startPeer()
 if (typeof peer === 'string') {
   console.log(`skipped: ${peer}`)
 } else {

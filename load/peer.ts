@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import http from 'node:http'
+import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 
 /**
@@ -14,11 +15,40 @@ export interface Peer {
 
 const PEER_DIR = fileURLToPath(new URL('../../shared/peers/', import.meta.url))
 
+/** A loopback port no socket holds now (the system's choice). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * Starts the peer on a free loopback port, trying another if a socket took that one meanwhile (as
+ * a client's ephemeral port may); a reason instead when it cannot.
+ */
+export async function startPeer(): Promise<Peer | string> {
+  let reason = ''
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const peer = await startPeerOn(await freePort())
+    if (typeof peer !== 'string') return peer
+    reason = peer
+    if (peer !== EXITED_AT_START) break
+  }
+  return reason
+}
+
+const EXITED_AT_START = 'the peer exited at start'
+
 /**
  * Starts the peer with the first Python that has torch, fastapi and uvicorn (XENT_TORCH_PYTHON,
  * python3 or /usr/bin/python3); a reason instead when it cannot.
  */
-export async function startPeer(port: number): Promise<Peer | string> {
+async function startPeerOn(port: number): Promise<Peer | string> {
   if (!existsSync(`${PEER_DIR}fastapi_torch.py`)) return `no ${PEER_DIR}fastapi_torch.py`
   const candidates = [process.env.XENT_TORCH_PYTHON, 'python3', '/usr/bin/python3'].filter(
     (python): python is string => python !== undefined && python !== ''
@@ -50,7 +80,7 @@ export async function startPeer(port: number): Promise<Peer | string> {
   // Ready once both workers answer; give up after 60 s.
   const until = performance.now() + 60_000
   for (;;) {
-    if (child.exitCode !== null) return 'the peer exited at start'
+    if (child.exitCode !== null) return EXITED_AT_START
     if (performance.now() > until) {
       child.kill('SIGKILL')
       return 'the peer did not start within 60 s'
