@@ -302,6 +302,8 @@ function decimalLength (v: u32): i32 {
 // binary64, then float32) to x, e.g. 0.1, -2.5e-7, 1e+21; ±0 as 0 and -0, non-finite as null.
 // Returns the bytes written (at most 22: -123456780000000000000); it may write scratch bytes
 // after them, never past the 24th.
+// @ts-ignore: decorator
+@inline
 export function printFloat32 (x: f32, out: usize): i32 {
   const bits = reinterpret<u32>(x)
   const sign = bits >> 31
@@ -442,6 +444,8 @@ export function printFloat32 (x: f32, out: usize): i32 {
 // Writes `digits` (a decimal of `length` digits, times 10^exponent10) as Number::toString does.
 // It may write up to 8 bytes of scratch past the text it returns the length of; printRows leaves
 // room for them, and writes over them.
+// @ts-ignore: decorator
+@inline
 function layOut (digits: u32, length: i32, exponent10: i32, out: usize): i32 {
   // The decimal point sits after `point` digits (the spec's n).
   const point = length + exponent10
