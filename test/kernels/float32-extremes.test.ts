@@ -224,7 +224,7 @@ describe.each(KERNELS)('%s kernel at float32’s extremes', (_name, kind) => {
     )
   })
 
-  it('agrees with the reference for any softcap in [1e-30, 1e30] and temperature in [0.1, 1e30]', async () => {
+  it('agrees with the reference for any softcap in [1e-30, 1e30] and temperature in [0.3, 1e30]', async () => {
     const scaleArb = fc
       .integer({ min: -30, max: 30 })
       .chain((exponent) => fc.constantFrom(1, 3, 7).map((mantissa) => Number(`${mantissa}e${exponent}`)))
@@ -241,9 +241,11 @@ describe.each(KERNELS)('%s kernel at float32’s extremes', (_name, kind) => {
           }
         ),
         scaleArb.filter((x) => x <= 1e30),
-        // Below 0.1 a temperature magnifies float32's rounding of the capped logits past the
-        // fixtures' tolerance (as it does PyTorch's): those are held to finite answers next.
-        scaleArb.filter((x) => x >= 0.1 && x <= 1e30),
+        // At 0.1 and below a temperature magnifies float32's rounding of the capped logits (tenfold
+        // and more) to the fixtures' tolerance and past it (as it does PyTorch's): at 0.1, softcap
+        // 100 and logits [0, 22.75, 0, 23, 0, 0] the entropy differs from the float64 reference by
+        // 1.5e-5 of itself. Those temperatures are held to finite answers next.
+        scaleArb.filter((x) => x >= 0.3 && x <= 1e30),
         async (logits, softcap, temperature) => {
           const targets = logits.map((_, r) => r % 6)
           const memory = openMemory()
