@@ -269,7 +269,7 @@ export interface PreparedPrint {
  */
 export function preparePrint(
   engine: Pick<Engine, 'arena'>,
-  memory: Pick<RequestMemory, 'allocate'>,
+  memory: RequestMemory,
   values: Float32Array | Float64Array | Int32Array,
   shape: readonly number[]
 ): PreparedPrint {

@@ -106,6 +106,16 @@ export class ArenaGroup {
     return new Uint8Array(this.buffer, this.allocate(length), length)
   }
 
+  /** How many blocks the group holds: a mark to give back to (freeAfter). */
+  mark(): number {
+    return this.addresses.length
+  }
+
+  /** Frees every block allocated since `mark`; their views must not be used afterwards. */
+  freeAfter(mark: number): void {
+    for (const address of this.addresses.splice(mark)) this.pool.free(address)
+  }
+
   /** Frees every block of the group; its views must not be used afterwards. */
   release(): void {
     for (const address of this.addresses) this.pool.free(address)

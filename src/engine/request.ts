@@ -10,16 +10,13 @@ import { type Allocated, allocate, type PlanSpec } from './plan.js'
  * client left never computes into memory another request has been given.
  */
 export class RequestMemory {
-  readonly #arena: KernelArena
   readonly #group: ArenaGroup
-  readonly #apart: ArenaGroup[] = []
   readonly #onFreed: (() => void) | undefined
   #pending = 0
   #released = false
   #freed = false
 
   constructor(arena: KernelArena, onFreed?: () => void) {
-    this.#arena = arena
     this.#group = arena.group()
     this.#onFreed = onFreed
   }
@@ -39,21 +36,17 @@ export class RequestMemory {
     return allocate(this.#live(), spec)
   }
 
+  /** A mark of what the request holds now, to give back to with freeAfter. */
+  mark(): number {
+    return this.#live().mark()
+  }
+
   /**
-   * Allocations apart from the others, which can be given back before the request's (when no
-   * task of the request uses them any more); if they are not, they go with the request's.
+   * Gives back every allocation made since `mark` (the rest stays held): only once no task of the
+   * request uses them, as when a reading that made them has declined and its runs have settled.
    */
-  apart(): { allocate<S extends PlanSpec>(spec: S): Allocated<S>; release(): void } {
-    const group = this.#arena.group()
-    this.#live()
-    this.#apart.push(group)
-    return {
-      allocate: (spec) => {
-        this.#live()
-        return allocate(group, spec)
-      },
-      release: () => group.release()
-    }
+  freeAfter(mark: number): void {
+    this.#live().freeAfter(mark)
   }
 
   /** Raw bytes (a body streaming in). */
@@ -88,7 +81,6 @@ export class RequestMemory {
     if (!this.#released || this.#pending > 0 || this.#freed) return
     this.#freed = true
     this.#group.release()
-    for (const group of this.#apart) group.release()
     this.#onFreed?.()
   }
 }

@@ -157,6 +157,8 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
       await app.takeSlot(request, reply)
       const run = { signal: request.deadline, requestId: request.id }
       const memory = request.kernelMemory()
+      // What the fast reading allocates goes back if it declines: the general reading may need the room.
+      const mark = memory.mark()
       const validate = request.compileValidationSchema(operation.docs.request, 'body') as BodyValidator
       const fast = await readSmallFields(app.engine, memory, body.bytes, operation.jsonTensors, validate, run)
       if (fast !== null && computesHere(request)) {
@@ -176,6 +178,8 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
           return
         }
       }
+      // Every run of the fast reading has settled: no task uses what it allocated.
+      memory.freeAfter(mark)
     }
     app.metrics.jsonBodies.inc({ reading: 'general' })
     request.body = readJsonText(body.text())

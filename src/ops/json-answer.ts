@@ -184,7 +184,7 @@ export class JsonAnswer implements AnswerWriter {
  */
 export function preparePrints(
   engine: Pick<Engine, 'arena'>,
-  memory: Pick<RequestMemory, 'allocate'>,
+  memory: RequestMemory,
   ...arrays: Array<[Float32Array | Float64Array | Int32Array | null, readonly number[]]>
 ): PreparedPrint[] {
   try {

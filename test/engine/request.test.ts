@@ -97,24 +97,24 @@ describe('a request’s kernel memory', () => {
     expect(() => memory.bytes(10)).toThrow(/released/)
   })
 
-  it('gives back allocations made apart when asked, and with the request otherwise', () => {
+  it('gives back what it allocated since a mark, and the rest with the request', () => {
     const arena = new KernelArena(4)
     const memory = new RequestMemory(arena)
-    memory.allocate({ body: u8(1000) })
+    const body = memory.allocate({ body: u8(1000) }).body
     const held = arena.usedBytes
-    const first = memory.apart()
-    first.allocate({ text: u8(50_000) })
-    const second = memory.apart()
-    second.allocate({ text: u8(70_000) })
+    const mark = memory.mark()
+    memory.allocate({ text: u8(50_000), more: u8(70_000) })
     expect(arena.usedBytes).toBeGreaterThan(held + 120_000)
-    first.release()
-    expect(arena.usedBytes).toBeLessThan(held + 80_000)
-    // Given back already: releasing it again (or the request) frees nothing twice.
-    first.release()
+    memory.freeAfter(mark)
+    expect(arena.usedBytes).toBe(held)
+    // What came before the mark is still held, and the memory serves on.
+    expect(body.length).toBe(1000)
+    const later = memory.allocate({ text: u8(70_000) }).text
+    expect(later.byteOffset).not.toBe(body.byteOffset)
+    memory.freeAfter(memory.mark())
+    expect(arena.usedBytes).toBeGreaterThan(held + 60_000)
     memory.release()
     expect(arena.usedBytes).toBe(0)
-    second.release()
-    expect(arena.usedBytes).toBe(0)
-    expect(() => memory.apart()).toThrow(RequestClosedError)
+    expect(() => memory.mark()).toThrow(RequestClosedError)
   })
 })

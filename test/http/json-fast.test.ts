@@ -335,11 +335,11 @@ describe('JSON read by the workers', () => {
     )
   })
 
-  it('gives back the memory it printed into when its reading declines, so the general reading has room to word the error', async () => {
+  it('gives back what the fast reading allocated when it declines, so the general reading has room to word the error', async () => {
     // 64 × 1875 logits written with 47 decimals (~50 bytes a number): the body, the fast reading's
     // tensors and the text it prints into (24 bytes a number) fit 10 MiB, but leave too little for
-    // the general reading's own tensors beside them unless that text's memory goes back first (it
-    // would answer 503, the memory busy, where the general reading answers 400).
+    // the general reading's own tensors beside them unless the fast reading's memory goes back
+    // first (it would answer 503, the memory busy, where the general reading answers 400).
     const small = await build({ KERNEL_MEMORY_MB: 10, MAX_ELEMENTS: 131_072, BODY_LIMIT_MB: 16 })
     const rows = 64
     const vocab = 1875

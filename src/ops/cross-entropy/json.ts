@@ -137,9 +137,7 @@ export async function computeCrossEntropyJson(
 ): Promise<JsonComputed<CrossEntropyJob, CrossEntropyResult> | null> {
   const job = await readCrossEntropyJson(fast, memory, engine, run, true)
   if (job === null) return null
-  // The text's memory is given back if the reading declines: the general reading may need it.
-  const printing = memory.apart()
-  const printed = preparePrints(engine, printing, [job.views.gradients, job.shape.logitsShape])
+  const printed = preparePrints(engine, memory, [job.views.gradients, job.shape.logitsShape])
   try {
     const result = await computeCrossEntropy(
       engine,
@@ -149,9 +147,8 @@ export async function computeCrossEntropyJson(
     )
     return { job, result, printed }
   } catch (error) {
-    if (!(error instanceof StageDeclinedError)) throw error
-    printing.release()
-    return null
+    if (error instanceof StageDeclinedError) return null
+    throw error
   }
 }
 

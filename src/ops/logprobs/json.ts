@@ -94,9 +94,7 @@ export async function computeLogprobsJson(
   if (job === null) return null
   // The top-k arrays have a row for each row of logits; the others are printed apart.
   const topShape = [...job.shape.leadingShape, job.options.topK]
-  // The text's memory is given back if the reading declines: the general reading may need it.
-  const printing = memory.apart()
-  const printed = preparePrints(engine, printing, [job.views.topIds, topShape], [job.views.topLogprobs, topShape])
+  const printed = preparePrints(engine, memory, [job.views.topIds, topShape], [job.views.topLogprobs, topShape])
   try {
     const result = await computeLogprobs(
       engine,
@@ -106,9 +104,8 @@ export async function computeLogprobsJson(
     )
     return { job, result, printed }
   } catch (error) {
-    if (!(error instanceof StageDeclinedError)) throw error
-    printing.release()
-    return null
+    if (error instanceof StageDeclinedError) return null
+    throw error
   }
 }
 
