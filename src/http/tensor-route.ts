@@ -130,12 +130,6 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
   const computedJobs = new WeakMap<FastifyRequest, JsonComputed<Job, Result>>()
 
   /**
-   * A JSON body in kernel memory is read here, before the schema: by the workers when it is a
-   * body the fast reading takes (the schema then checks its small fields, with stand-ins for the
-   * tensors already read), else the general way, JSON.parse, whose result the schema checks as
-   * it always has. Either way the body the schema sees is plain JSON.
-   */
-  /**
    * Whether a JSON request read the fast way is computed here too, its tensors read, computed and
    * printed in one run of tasks (operation.computeJson): when the operation can, and nothing
    * between this hook and the handler could answer otherwise (no query parameters, which the
@@ -149,6 +143,12 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
     )
   }
 
+  /**
+   * A JSON body in kernel memory is read here, before the schema: by the workers when it is a
+   * body the fast reading takes (the schema then checks its small fields, with stand-ins for the
+   * tensors already read), else the general way, JSON.parse, whose result the schema checks as
+   * it always has. Either way the body the schema sees is plain JSON.
+   */
   async function readJsonBody(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const body = request.body
     if (!(body instanceof JsonBody)) return
