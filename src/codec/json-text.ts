@@ -68,6 +68,7 @@ export async function indexJson(
   const buffer = engine.arena.buffer
   let maxRows = Math.min(FIRST_ROWS_GUESS, Math.ceil(bytes.length / 3) + 1)
   for (;;) {
+    const mark = memory.mark()
     const views = memory.allocate({
       call: u8(JSON_INDEX_CALL.bytes),
       entries: i32(MAX_FIELDS * ENTRY.words),
@@ -89,7 +90,9 @@ export async function indexJson(
         : (await engine.run(memory, 'jsonIndex', views.call.byteOffset, 1, 1, run))[0]
     const { entryCount, rowCount } = readCall(buffer, views.call.byteOffset, JSON_INDEX_CALL)
     if (verdict === INDEX_TOO_MANY_ROWS) {
+      // Again with room for every row; the run has settled, so the first table goes back.
       maxRows = rowCount
+      memory.freeAfter(mark)
       continue
     }
     if (verdict !== -1) return null

@@ -3,6 +3,7 @@ import { type AddressInfo, connect } from 'node:net'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { INDEX_HERE_BELOW, indexJson } from '../../src/codec/json-text.js'
+import { blockBytes } from '../../src/engine/memory.js'
 import { build, buildForFile, metricValue, readRawAnswer, safetensorsFile } from '../helper.js'
 
 // JSON bodies are read by the workers, straight from kernel memory, and answers printed by them.
@@ -333,6 +334,28 @@ describe('JSON read by the workers', () => {
     expect((await index(bodies[1], Number.POSITIVE_INFINITY))?.find((field) => field.key === 'logits')?.rows).toBe(
       20_000
     )
+  })
+
+  it('keeps one row table when a body has more rows than the first guess (16 384)', async () => {
+    /** Kernel memory an index of `rows` rows holds, once it is made. */
+    const held = async (rows: number) => {
+      const memory = app.engine.openRequest()
+      try {
+        const body = Buffer.from(JSON.stringify({ logits: Array.from({ length: rows }, () => [1, 2]) }))
+        const bytes = memory.bytes(body.length)
+        bytes.set(body)
+        const before = app.engine.arena.usedBytes
+        expect(await indexJson(app.engine, memory, bytes, {})).not.toBeNull()
+        return app.engine.arena.usedBytes - before
+      } finally {
+        memory.release()
+      }
+    }
+    // 16 000 rows fit the first table (of 16 384 rows); 20 000 take a second, larger one, and
+    // only that one is held: the difference is the two tables', not a whole second index.
+    const fits = await held(16_000)
+    const larger = await held(20_000)
+    expect(larger - fits).toBe(blockBytes(20_000 * 4) - blockBytes(16_384 * 4))
   })
 
   it('gives back what the fast reading allocated when it declines, so the general reading has room to word the error', async () => {
