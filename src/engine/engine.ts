@@ -197,13 +197,13 @@ export function createEngine(options: EngineOptions): Engine {
     run(memory, entry, call, rows, vocab, runOptions = {}) {
       if (closed) return Promise.reject(new ShuttingDownError())
       const { before, after } = runOptions
-      const entries = [
-        entry,
-        ...(before ?? []).map((stage) => stage.entry),
-        ...(after ?? []).map((stage) => stage.entry)
-      ]
       const chosen = options.faults?.(runOptions.requestId)
-      const fault = chosen !== undefined && entries.some((name) => faultHits(chosen, name)) ? chosen : undefined
+      // A fault hits a task when it hits its entry or any stage of it.
+      const hits = (stage: Stage) => chosen !== undefined && faultHits(chosen, stage.entry)
+      const fault =
+        chosen !== undefined && (faultHits(chosen, entry) || before?.some(hits) || after?.some(hits))
+          ? chosen
+          : undefined
       const work = runRanges(
         partitionRows(rows, vocab, threads),
         (rowStart, rowEnd, control, taskId): Task & { fault?: Fault } => ({

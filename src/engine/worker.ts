@@ -1,6 +1,7 @@
 // The piscina worker: an instance of the kernel family over the pool's shared memory. Each task
 // runs one row range of one call in place (with the stages before and after it) and returns the
-// first invalid row, ALL_ROWS_VALID, ROWS_CANCELLED or STAGE_DECLINED. The protocol is the Task type below and the call structs of ./abi.ts.
+// first invalid row, ALL_ROWS_VALID, ROWS_CANCELLED or STAGE_DECLINED. The protocol is the Task
+// type of ./task.ts and the call structs of ./abi.ts.
 import { setPriority } from 'node:os'
 import { workerData } from 'piscina'
 import { workerEntries } from '../kernels/entries.js'

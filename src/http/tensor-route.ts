@@ -9,7 +9,7 @@ import type { RunOptions } from '../engine/engine.js'
 import { ArenaFullError } from '../engine/memory.js'
 import type { RequestMemory } from '../engine/request.js'
 import { XentErrors } from '../errors.js'
-import { type BodyValidator, readSmallFields } from '../ops/json-body.js'
+import { type BodyValidator, type FastJson, readSmallFields } from '../ops/json-body.js'
 import type { JsonComputed, Operation, OperationDocs } from '../ops/operation.js'
 import { JsonBody, type SafetensorsBody } from './kernel-body.js'
 
@@ -131,16 +131,27 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
 
   /**
    * Whether a JSON request read the fast way is computed here too, its tensors read, computed and
-   * printed in one run of tasks (operation.computeJson): when the operation can, and nothing
+   * printed in one run of tasks (operation.computeJson, where the operation has it): when nothing
    * between this hook and the handler could answer otherwise (no query parameters, which the
    * handler would check first; a JSON answer, which is what is printed).
    */
   function computesHere(request: FastifyRequest): boolean {
-    return (
-      operation.computeJson !== undefined &&
-      Object.keys(request.query as object).length === 0 &&
-      !wantsSafetensors(request)
-    )
+    return Object.keys(request.query as object).length === 0 && !wantsSafetensors(request)
+  }
+
+  /**
+   * The fast reading's job (computed too, when computesHere), kept for the handler: false when
+   * the general reading must serve the body.
+   */
+  async function readFast(request: FastifyRequest, fast: FastJson, memory: RequestMemory, run: RunOptions) {
+    if (operation.computeJson !== undefined && computesHere(request)) {
+      const computed = await operation.computeJson(fast, memory, app.engine, run)
+      if (computed !== null) computedJobs.set(request, computed)
+      return computed !== null
+    }
+    const job = await operation.readJson(fast, memory, app.engine, run)
+    if (job !== null) readJobs.set(request, job)
+    return job !== null
   }
 
   /**
@@ -161,22 +172,10 @@ export function registerTensorRoute<Job extends { memory: RequestMemory }, Resul
       const mark = memory.mark()
       const validate = request.compileValidationSchema(operation.docs.request, 'body') as BodyValidator
       const fast = await readSmallFields(app.engine, memory, body.bytes, operation.jsonTensors, validate, run)
-      if (fast !== null && computesHere(request)) {
-        const computed = await operation.computeJson?.(fast, memory, app.engine, run)
-        if (computed !== undefined && computed !== null) {
-          computedJobs.set(request, computed)
-          request.body = fast.body
-          app.metrics.jsonBodies.inc({ reading: 'workers' })
-          return
-        }
-      } else {
-        const job = fast === null ? null : await operation.readJson(fast, memory, app.engine, run)
-        if (fast !== null && job !== null) {
-          readJobs.set(request, job)
-          request.body = fast.body
-          app.metrics.jsonBodies.inc({ reading: 'workers' })
-          return
-        }
+      if (fast !== null && (await readFast(request, fast, memory, run))) {
+        request.body = fast.body
+        app.metrics.jsonBodies.inc({ reading: 'workers' })
+        return
       }
       // Every run of the fast reading has settled: no task uses what it allocated.
       memory.freeAfter(mark)

@@ -1,9 +1,12 @@
 import { reshape } from '../codec/json-tensors.js'
 import { type PreparedPrint, preparePrint, printNumbers } from '../codec/json-text.js'
 import type { Engine, RunOptions } from '../engine/engine.js'
+import { StageDeclinedError } from '../engine/errors.js'
 import { ArenaFullError, copyInto } from '../engine/memory.js'
 import { f32, f64, i32 } from '../engine/plan.js'
 import type { RequestMemory } from '../engine/request.js'
+import type { Stage } from '../engine/task.js'
+import type { JsonComputed } from './operation.js'
 
 /**
  * A JSON answer written as text: the scalars and small arrays here, with JSON.stringify; the
@@ -191,6 +194,24 @@ export function preparePrints(
     return arrays.flatMap(([values, shape]) => (values === null ? [] : [preparePrint(engine, memory, values, shape)]))
   } catch (error) {
     if (error instanceof ArenaFullError) return []
+    throw error
+  }
+}
+
+/**
+ * A job of the fast reading computed with its answer's arrays printed in the same tasks (`compute`
+ * runs the prints' stages after its entry): the job, its result and those prints; null when the
+ * job's reading refused a row (StageDeclinedError), for the general reading to serve the body.
+ */
+export async function computePrinting<Job, Result>(
+  job: Job,
+  printed: PreparedPrint[],
+  compute: (after: readonly Stage[]) => Promise<Result>
+): Promise<JsonComputed<Job, Result> | null> {
+  try {
+    return { job, result: await compute(printed.map((print) => print.stage)), printed }
+  } catch (error) {
+    if (error instanceof StageDeclinedError) return null
     throw error
   }
 }

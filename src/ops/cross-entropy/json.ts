@@ -4,11 +4,10 @@ import { numbersStage, type PreparedPrint, parseNumbers } from '../../codec/json
 import { checkSoftTargets } from '../../codec/soft-targets.js'
 import { checkWeights } from '../../codec/weights.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
-import { StageDeclinedError } from '../../engine/errors.js'
 import type { RequestMemory } from '../../engine/request.js'
 import type { Stage } from '../../engine/task.js'
 import { XentErrors } from '../../errors.js'
-import { type AnswerWriter, JsonAnswer, ObjectAnswer, preparePrints } from '../json-answer.js'
+import { type AnswerWriter, computePrinting, JsonAnswer, ObjectAnswer, preparePrints } from '../json-answer.js'
 import { type FastJson, logitsShapeOf, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import type { JsonComputed } from '../operation.js'
 import { type CrossEntropyResult, computeCrossEntropy } from './compute.js'
@@ -138,18 +137,7 @@ export async function computeCrossEntropyJson(
   const job = await readCrossEntropyJson(fast, memory, engine, run, true)
   if (job === null) return null
   const printed = preparePrints(engine, memory, [job.views.gradients, job.shape.logitsShape])
-  try {
-    const result = await computeCrossEntropy(
-      engine,
-      job,
-      run,
-      printed.map((print) => print.stage)
-    )
-    return { job, result, printed }
-  } catch (error) {
-    if (error instanceof StageDeclinedError) return null
-    throw error
-  }
+  return computePrinting(job, printed, (after) => computeCrossEntropy(engine, job, run, after))
 }
 
 /**

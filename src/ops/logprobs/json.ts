@@ -2,9 +2,8 @@ import type { LogprobsRequest, LogprobsResponse } from '../../../schemas/logprob
 import { copyLogits, copyTargets, measureShapes } from '../../codec/json-tensors.js'
 import { numbersStage, type PreparedPrint, parseNumbers } from '../../codec/json-text.js'
 import type { Engine, RunOptions } from '../../engine/engine.js'
-import { StageDeclinedError } from '../../engine/errors.js'
 import type { RequestMemory } from '../../engine/request.js'
-import { type AnswerWriter, JsonAnswer, ObjectAnswer, preparePrints } from '../json-answer.js'
+import { type AnswerWriter, computePrinting, JsonAnswer, ObjectAnswer, preparePrints } from '../json-answer.js'
 import { type FastJson, logitsShapeOf, sameShape, shapeOf, targetsInRange } from '../json-body.js'
 import type { JsonComputed } from '../operation.js'
 import { computeLogprobs, type LogprobsResult } from './compute.js'
@@ -95,18 +94,7 @@ export async function computeLogprobsJson(
   // The top-k arrays have a row for each row of logits; the others are printed apart.
   const topShape = [...job.shape.leadingShape, job.options.topK]
   const printed = preparePrints(engine, memory, [job.views.topIds, topShape], [job.views.topLogprobs, topShape])
-  try {
-    const result = await computeLogprobs(
-      engine,
-      job,
-      run,
-      printed.map((print) => print.stage)
-    )
-    return { job, result, printed }
-  } catch (error) {
-    if (error instanceof StageDeclinedError) return null
-    throw error
-  }
+  return computePrinting(job, printed, (after) => computeLogprobs(engine, job, run, after))
 }
 
 /** The JSON answer of a logprobs request, printed (see ../json-answer.ts). */
