@@ -7,6 +7,8 @@
 //   Eisel–Lemire decimal → binary64 conversion needs.
 // - F32_POW5_INV / F32_POW5: 5^−i and 5^i to the precisions the shortest float32 printer needs
 //   (59 and 61 bits).
+// - POW10_F64: 10^k for k in [-64, 38] as the nearest binary64, for the float32 reading's
+//   shortcut.
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -44,6 +46,13 @@ for (let i = 0; i < 47; i++) {
   f32Pow.push(shift >= 0 ? p >> BigInt(shift) : p << BigInt(-shift))
 }
 
+const pow10f64 = []
+const bits = new BigUint64Array(new Float64Array(1).buffer)
+for (let k = -64; k <= 38; k++) {
+  new Float64Array(bits.buffer)[0] = Number(`1e${k}`)
+  pow10f64.push(bits[0])
+}
+
 const list = (values) => {
   const lines = []
   for (let i = 0; i < values.length; i += 4)
@@ -75,6 +84,13 @@ ${list(f32Inv)}
 // 5^i to 61 significant bits for i in [0, 47).
 export const F32_POW5: usize = memory.data<u64>([
 ${list(f32Pow)}
+])
+
+// 10^k for k in [POW10_F64_MIN, POW10_F64_MAX] as binary64 bits, each the nearest double.
+export const POW10_F64_MIN: i32 = -64
+export const POW10_F64_MAX: i32 = 38
+export const POW10_F64: usize = memory.data<u64>([
+${list(pow10f64)}
 ])
 `
 )

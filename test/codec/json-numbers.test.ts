@@ -167,6 +167,54 @@ describe('reading JSON numbers in the kernel', () => {
     ])
   })
 
+  it('reads the usual shape, -d.ddd with up to 19 digits and no exponent, as Math.fround(JSON.parse)', async () => {
+    // The kernel reads this shape its own quick way (SIMD digit masks, and for float32 a binary64
+    // product where it decides), once 32 bytes or more follow: rows of 20 or more hold to that.
+    const usual = fc
+      .tuple(
+        fc.boolean(),
+        fc.stringMatching(/^(0|[1-9][0-9]{0,9})$/),
+        fc.option(fc.stringMatching(/^[0-9]{1,18}$/), { nil: undefined })
+      )
+      .map(
+        ([negative, whole, fraction]) => `${negative ? '-' : ''}${whole}${fraction === undefined ? '' : `.${fraction}`}`
+      )
+    // Float32 midpoints written out to as many decimals as the shape holds, and a hair either
+    // side: where the product alone cannot decide.
+    const nearMidpoint = float32
+      .filter((value) => Math.abs(value) >= 1e-7 && Math.abs(value) < 1e8)
+      .chain((value) => {
+        const bits = new Uint32Array(new Float32Array([Math.abs(value)]).buffer)[0]
+        const next = new Float32Array(new Uint32Array([bits + 1]).buffer)[0]
+        const middle = (Math.abs(value) + next) / 2
+        const decimals = Math.min(16, 19 - String(Math.floor(middle)).length)
+        const sign = value < 0 ? '-' : ''
+        return fc.constantFrom(
+          sign + middle.toFixed(decimals),
+          sign + middle.toFixed(decimals - 1),
+          sign + (middle * (1 + 2 ** -52)).toFixed(decimals),
+          sign + (middle * (1 - 2 ** -53)).toFixed(decimals)
+        )
+      })
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.oneof(usual, nearMidpoint), { minLength: 20, maxLength: 300 }), async (texts) => {
+        await expectF32(texts)
+      }),
+      { numRuns: 200 }
+    )
+    // Midpoints themselves, exactly: 1 + 2^-24 ties to even (1), 1 + 3·2^-24 to 1 + 2^-22.
+    await expectF32([
+      ...Array.from({ length: 20 }, () => '1.000000059604644775390625'),
+      '1.000000059604644775',
+      '1.0000001788139343',
+      '-1.00000017881393432617',
+      '0.0000001',
+      '12345678.9',
+      '123456789.5',
+      ...Array.from({ length: 20 }, () => '0.5')
+    ])
+  })
+
   it('reads exactly what the fast algorithms cannot decide: a hair past a halfway point between doubles', async () => {
     // h = 1 + 2^-24 + 2^-53 is halfway between the double m = 1 + 2^-24 (a float32 midpoint) and
     // the next double up. A hair above h reads as that double, whose float32 is 1 + 2^-23; the
@@ -222,9 +270,20 @@ describe('reading JSON numbers in the kernel', () => {
       '"1"',
       'true',
       '1e39',
-      '-3.5e38'
+      '-3.5e38',
+      '00.5',
+      '-01.25',
+      '1.5e',
+      '1.5x',
+      '1.2.3',
+      '--1',
+      '-.5'
     ]) {
       expect(await readRow([text]), text).toBeNull()
+      // Where 32 bytes or more follow, the quick reading meets it first: it must refuse it too.
+      const more = Array.from({ length: 20 }, (_, i) => `-${i}.125`)
+      expect(await readRow([text, ...more]), `${text} first`).toBeNull()
+      expect(await readRow([...more, text, ...more]), `${text} between`).toBeNull()
     }
   })
 })

@@ -312,7 +312,7 @@ export function numberRows (call: usize, rowStart: i32, rowEnd: i32, control: us
         }
       }
       if (isSpace(byteAt(p, valueEnd))) p = skipSpace(p, valueEnd)
-      p = parseNumber(p, valueEnd)
+      p = parseNumber(p, valueEnd, !integers)
       if (p == 0) return row
       if (parsedUndecided) flagged = true
       const value = parsedValue

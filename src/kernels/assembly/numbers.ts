@@ -5,13 +5,25 @@
 // Eisel–Lemire algorithm with 128-bit products of the powers of five (./number-tables.ts). With
 // more than 19 significant digits the first 19 are read as w, and w and w + 1 must give the same
 // double. What neither decides (about one number in 10^9 of random input, and some crafted ones)
-// is flagged `undecided`, and the caller reads it exactly another way.
+// is flagged `undecided`, and the caller reads it exactly another way. Numbers of the usual shape
+// (-d.ddd, up to 19 digits, no exponent) have their digits found by two 16-byte SIMD compares
+// and read eight at a time; a float32 reading may skip Eisel–Lemire when a binary64 product
+// already decides the float32.
 //
 // Printing is Ryu's float32 case (Adams, PLDI 2018): the interval of decimals that round to the
 // float, scaled by 64-bit products, and its shortest member; then the digits laid out as
 // ECMAScript's Number::toString lays them out.
 
-import { F32_POW5, F32_POW5_INV, POW5_128, POW5_128_MAX_Q, POW5_128_MIN_Q } from './number-tables'
+import {
+  F32_POW5,
+  F32_POW5_INV,
+  POW5_128,
+  POW5_128_MAX_Q,
+  POW5_128_MIN_Q,
+  POW10_F64,
+  POW10_F64_MAX,
+  POW10_F64_MIN
+} from './number-tables'
 
 const CHAR_0: u32 = 0x30
 const CHAR_MINUS: u32 = 0x2d
@@ -117,12 +129,113 @@ function eightDigitsValue (chunk: u64): u64 {
   return (((chunk & 0x000000ff000000ff) * 0x000f424000000064) + (((chunk >> 16) & 0x000000ff000000ff) * 0x0000271000000001)) >> 32
 }
 
-// Reads one JSON number at [p, end): its end, or 0 if the text there is not a JSON number. The
-// value (correctly rounded to binary64) is left in parsedValue; parsedUndecided says the fast
-// algorithms could not decide it, and parsedValue is then only close.
+// A float32 reading needs only <f32>d, d the correctly rounded double: a double close enough to
+// the decimal gives the same float32 unless the decimal lies near a midpoint between two
+// float32s. w and 10^k each rounded to binary64, and their product rounded, are within 2 ulps
+// (of binary64) of w·10^k; if that product is more than 32 ulps from every float32 midpoint, and
+// a normal float32, then the decimal, its double and the product all round to one float32.
+// Otherwise Eisel–Lemire decides. About one number in 2^23 takes that way.
+let shortcutValue: f64 = 0
+
 // @ts-ignore: decorator
 @inline
-export function parseNumber (p: usize, end: usize): usize {
+function singleShortcut (w: u64, exponent: i64): bool {
+  const a = <f64>w * load<f64>(POW10_F64 + (<usize>(exponent - <i64>POW10_F64_MIN) << 3))
+  const bits = reinterpret<u64>(a)
+  // Normal as a float32: 2^-126 ≤ a < 2^128 (biased binary64 exponents 897 to 1150).
+  if ((bits >> 52) - 897 > 1150 - 897) return false
+  // The 29 bits below a float32's mantissa: a midpoint is 0x10000000.
+  if ((bits & 0x1fffffff) - (0x10000000 - 32) <= 64) return false
+  shortcutValue = a
+  return true
+}
+
+// 10^0 … 10^19 as u64.
+const POW10_U64: usize = memory.data<u64>([
+  1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000, 10000000000, 100000000000,
+  1000000000000, 10000000000000, 100000000000000, 1000000000000000, 10000000000000000, 100000000000000000,
+  1000000000000000000, 10000000000000000000
+])
+
+// The value of the n (1 to 8) ASCII digits at q. The bytes after them may be anything: each
+// byte's subtraction can only borrow from the byte after it, and the shift drops those bytes.
+// @ts-ignore: decorator
+@inline
+function leadingDigitsValue (q: usize, n: usize): u64 {
+  let chunk = (load<u64>(q) - 0x3030303030303030) << (<u64>(8 - n) << 3)
+  chunk = chunk * 10 + (chunk >> 8)
+  return (((chunk & 0x000000ff000000ff) * 0x000f424000000064) + (((chunk >> 16) & 0x000000ff000000ff) * 0x0000271000000001)) >> 32
+}
+
+// Which of the 16 bytes at q are ASCII digits, one bit each.
+// @ts-ignore: decorator
+@inline
+function digitMask (q: usize): u32 {
+  return i8x16.bitmask(i8x16.lt_u(i8x16.sub(v128.load(q), i8x16.splat(0x30)), i8x16.splat(10)))
+}
+
+// The common shapes at once: -?d{1,8}(.d{1,16})? with at most 19 digits, no exponent, 32 bytes
+// or more before `end`. Two 16-byte compares find where the digits stop. Returns the number's
+// end, or 0 when it is of another shape (parseNumber then reads it byte by byte, and decides
+// whether it is a number at all).
+// @ts-ignore: decorator
+@inline
+function parseCommonNumber (p: usize, single: bool): usize {
+  const negative = <u32>load<u8>(p) == CHAR_MINUS
+  const start = p + <usize>negative
+  const mask = digitMask(start) | (digitMask(start + 16) << 16)
+  const integerDigits = <usize>ctz(~mask)
+  // No digit, a leading zero before more digits, or more than 8 digits: the long way.
+  if (integerDigits - 1 >= 8 || (integerDigits > 1 && <u32>load<u8>(start) == CHAR_0)) return 0
+  let w = leadingDigitsValue(start, integerDigits)
+  let q = start + integerDigits
+  let fractionDigits: usize = 0
+  let c = <u32>load<u8>(q)
+  if (c == CHAR_DOT) {
+    fractionDigits = <usize>ctz(~(mask >> <u32>(integerDigits + 1)))
+    if (fractionDigits == 0 || fractionDigits > 16 || integerDigits + fractionDigits > 19) return 0
+    q++
+    if (fractionDigits > 8) {
+      w = w * 100000000 + leadingDigitsValue(q, 8)
+      w = w * load<u64>(POW10_U64 + ((fractionDigits - 8) << 3)) + leadingDigitsValue(q + 8, fractionDigits - 8)
+    } else {
+      w = w * load<u64>(POW10_U64 + (fractionDigits << 3)) + leadingDigitsValue(q, fractionDigits)
+    }
+    q += fractionDigits
+    c = <u32>load<u8>(q)
+  }
+  if ((c | 0x20) == 0x65) return 0
+  let value: f64 = 0
+  if (w != 0) {
+    const exponent = -<i64>fractionDigits
+    if (w <= (<u64>1 << 53)) {
+      value = <f64>w / load<f64>(POW10 + (fractionDigits << 3))
+    } else if (single && singleShortcut(w, exponent)) {
+      value = shortcutValue
+    } else {
+      // At most 19 digits: w is exact, and Eisel–Lemire fails only for exponents below −27.
+      const bits = eiselLemire(w, exponent)
+      if (bits == EL_FAILED) return 0
+      value = reinterpret<f64>(bits)
+    }
+  }
+  parsedUndecided = false
+  parsedValue = negative ? -value : value
+  return q
+}
+
+// Reads one JSON number at [p, end): its end, or 0 if the text there is not a JSON number. The
+// value (correctly rounded to binary64) is left in parsedValue; parsedUndecided says the fast
+// algorithms could not decide it, and parsedValue is then only close. With `single`, the value
+// is only meant to be rounded on to float32, and parsedValue may be any double that rounds to
+// the same float32 as the correctly rounded one (see singleShortcut).
+// @ts-ignore: decorator
+@inline
+export function parseNumber (p: usize, end: usize, single: bool): usize {
+  if (p + 33 <= end) {
+    const q = parseCommonNumber(p, single)
+    if (q != 0) return q
+  }
   parsedUndecided = false
   let negative = false
   if (p < end && <u32>load<u8>(p) == CHAR_MINUS) {
@@ -220,6 +333,8 @@ export function parseNumber (p: usize, end: usize): usize {
     if (!truncated && exponent >= -22 && exponent <= 22 && w <= (<u64>1 << 53)) {
       value = <f64>w
       value = exponent < 0 ? value / load<f64>(POW10 + (<usize>(-exponent) << 3)) : value * load<f64>(POW10 + (<usize>exponent << 3))
+    } else if (single && !truncated && exponent >= POW10_F64_MIN && exponent <= POW10_F64_MAX && singleShortcut(w, exponent)) {
+      value = shortcutValue
     } else {
       const bits = eiselLemire(w, exponent)
       if (bits == EL_FAILED || (truncated && eiselLemire(w + 1, exponent) != bits)) parsedUndecided = true
