@@ -11,9 +11,10 @@ const FREE = 0
  *
  * A word holds its task's id while the task waits, id | TASK_RUNNING_FLAG once a worker has
  * claimed it, and TASK_CANCELLED once cancelled; the kernel reads it once a row and stops at
- * TASK_CANCELLED. Every change is a compareExchange on the exact id, so a worker that receives a
- * task late (piscina aborted it in flight, and the word has been handed to a newer task since)
- * can never claim or cancel someone else's work.
+ * TASK_CANCELLED. A task cancelled after its hand-off to a worker fails its claim and returns at
+ * once. Every change is a compareExchange on the exact id, so a worker that receives a task late
+ * (cancelled, and its word handed to a newer task since) can never claim or cancel someone
+ * else's work.
  */
 export class ControlWords {
   readonly #words: Int32Array

@@ -69,6 +69,8 @@ export interface EngineStats {
   queued: number
   running: number
   workers: number
+  /** Workers the pool has started since it began: its threads, and each one that replaced a dead one. */
+  workersStarted: number
   utilization: number
   /** Admission slots held by requests in hand, of POOL_THREADS + MAX_QUEUE. */
   slotsTaken: number
@@ -150,6 +152,43 @@ export function createEngine(options: EngineOptions): Engine {
     // Every worker instantiates the kernel over the same shared memory, at a lower priority.
     workerData: { memory: arena.memory, module: kernelModule(), nice: WORKER_NICE }
   })
+  let workersStarted = 0
+  piscina.on('workerCreate', () => workersStarted++)
+  // Tasks wait for a free worker here, not in piscina's queue, and go to piscina without an
+  // AbortSignal: piscina aborts a task it has already handed to a worker by terminating that
+  // worker, and a client that hangs up between the hand-off and the worker's claim would cost a
+  // thread and its warm kernel. A waiting task is dropped from this queue; one handed over meets
+  // its cancelled control word and returns at once, or stops at its next row.
+  const waiting: Array<() => void> = []
+  let handedOver = 0
+  /** Resolves once a worker is free for the task (at once if one is), or rejects when `signal` aborts first. */
+  function turn(signal: AbortSignal | undefined): Promise<void> | undefined {
+    if (signal?.aborted === true) return Promise.reject(signal.reason)
+    if (handedOver < threads) {
+      handedOver++
+      return undefined
+    }
+    return new Promise((resolve, reject) => {
+      const start = () => {
+        signal?.removeEventListener('abort', drop)
+        handedOver++
+        resolve()
+      }
+      const drop = () => {
+        const index = waiting.indexOf(start)
+        if (index === -1) return
+        waiting.splice(index, 1)
+        reject(signal?.reason)
+      }
+      waiting.push(start)
+      signal?.addEventListener('abort', drop, { once: true })
+    })
+  }
+  /** A handed-over task has settled: its worker takes the next waiting one. */
+  function free() {
+    handedOver--
+    waiting.shift()?.()
+  }
   const inFlight = new Set<Promise<unknown>>()
   // The kernel on this thread, for runHere (instantiated at its first use).
   let here: Kernels | undefined
@@ -160,12 +199,18 @@ export function createEngine(options: EngineOptions): Engine {
 
   /** Posts one task to piscina, with the engine's own bound on what may wait. */
   async function post(task: Task & { fault?: Fault }, signal: AbortSignal | undefined, requestId: string | undefined) {
-    // piscina's own maxQueue counts only tasks without an AbortSignal (tasks with one wait in a
-    // queue of their own), so the bound is kept here: every worker busy and MAX_QUEUE waiting is full.
+    // Tasks wait in the engine's queue (see turn), so the bound is kept here: every worker busy
+    // and MAX_QUEUE waiting is full.
     if (pendingTasks >= threads + maxQueue) throw new QueueFullError()
     pendingTasks++
     try {
-      return await piscina.run(task, { signal })
+      const wait = turn(signal)
+      if (wait !== undefined) await wait
+      try {
+        return await piscina.run(task)
+      } finally {
+        free()
+      }
     } catch (error) {
       if (signal?.aborted === true) throw error
       if (error instanceof Error && QUEUE_FULL_MESSAGES.has(error.message)) throw new QueueFullError()
@@ -241,11 +286,12 @@ export function createEngine(options: EngineOptions): Engine {
       }
     },
     stats() {
-      const queued = piscina.queueSize
+      const queued = waiting.length + piscina.queueSize
       return {
         queued,
         running: Math.max(0, Math.min(piscina.threads.length, pendingTasks - queued)),
         workers: piscina.threads.length,
+        workersStarted,
         utilization: piscina.utilization,
         slotsTaken: slots,
         slots: threads + maxQueue

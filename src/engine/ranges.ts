@@ -33,8 +33,9 @@ export interface RangeOptions {
 
 /**
  * Runs one task per row range through `run` and resolves to their verdicts, in range order. With
- * control words, aborting the signal cancels them: a task still queued is dropped from piscina's
- * queue, one running stops at its next row (see ControlWords). Either way every task settles
+ * control words, aborting the signal cancels them: a task still waiting for a worker is dropped
+ * from the engine's queue, one handed to a worker returns at its claim or stops at its next row
+ * (see ControlWords). Either way every task settles
  * before this returns or throws, so the memory a task reads is never given back under it.
  */
 export async function runRanges<Task>(

@@ -70,6 +70,14 @@ async function metrics(app: FastifyInstance): Promise<void> {
     }
   })
   new Gauge({
+    name: 'xent_pool_workers_started',
+    help: 'Workers started since the pool began: its threads, and one more for each that died and was replaced.',
+    registers: [registry],
+    collect() {
+      this.set(stats().workersStarted)
+    }
+  })
+  new Gauge({
     name: 'xent_pool_utilization',
     help: "The pool's utilization since it started, 0 to 1 (piscina's measure).",
     registers: [registry],

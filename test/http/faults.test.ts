@@ -37,6 +37,12 @@ describe('a worker that fails fails only its own request', () => {
     expect((await bystander).statusCode).toBe(200)
     // The pool is whole again and serves the next requests.
     await eventually(() => app.engine.stats().workers === 1, 'the worker is replaced')
+    // A task that throws leaves its worker alive; one that dies is replaced, and counted.
+    const started = kind === 'throw' ? 1 : 2
+    await eventually(
+      async () => (await metricValue(app, 'xent_pool_workers_started')) === started,
+      `${started} workers started`
+    )
     for (let i = 0; i < 3; i++) expect((await app.inject(post(batch(4)))).statusCode).toBe(200)
     expect(app.engine.arena.usedBytes).toBe(0)
   })
@@ -101,5 +107,40 @@ describe('a client that hangs up cancels its work', () => {
     expect((await app.inject(post(batch(4)))).statusCode).toBe(200)
     expect(await metricValue(app, 'xent_cancelled_tasks_total{stage="running"}')).toBe(0)
     await eventually(() => app.engine.arena.usedBytes === 0, 'every request’s memory is freed')
+  })
+})
+
+describe('a hang-up never costs a worker', () => {
+  it('keeps the pool’s threads through a burst of clients that hang up mid-request', async () => {
+    // piscina terminates a worker when a task it has handed over is aborted; the engine hands a
+    // task over only to a free worker, and never aborts it afterwards (its control word stops it).
+    // Clients leaving in a burst, as a load generator's do when it stops, meet every stage of
+    // their requests: waiting, just handed over, running.
+    const app = await build({ POOL_THREADS: 2, MAX_QUEUE: 64 })
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    const payload = JSON.stringify(batch(20_000))
+    expect(await metricValue(app, 'xent_pool_workers_started')).toBe(2)
+    for (let round = 0; round < 5; round++) {
+      const requests = Array.from({ length: 24 }, () => {
+        const req = httpRequest(`${url}/v1/cross-entropy`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+        })
+        const answered = new Promise<void>((resolve) => {
+          req.on('response', (res) => res.resume().on('end', resolve))
+          req.on('error', () => resolve())
+          req.on('close', () => resolve())
+        })
+        req.end(payload)
+        return { req, answered }
+      })
+      // Once the first is answered the pool is busy with the others: they all hang up at once.
+      await Promise.race(requests.map(({ answered }) => answered))
+      for (const { req } of requests) req.destroy()
+      await eventually(() => app.engine.arena.usedBytes === 0, 'every request’s memory is freed')
+    }
+    expect(await metricValue(app, 'xent_pool_workers_started')).toBe(2)
+    expect((await app.inject(post(batch(4)))).statusCode).toBe(200)
+    expect(await metricValue(app, 'xent_cancelled_tasks_total{stage="running"}')).toBeGreaterThan(0)
   })
 })
