@@ -237,7 +237,10 @@ console.log(
 console.log(`\n# server on 127.0.0.1, ${connections} connections, ${duration} s per scenario`)
 // LOG_LEVEL stays at its default, info, as a deployed server runs (and startServer waits for
 // the info line that says it listens).
-const server = await startServer({ env: { BODY_LIMIT_MB: '256', KERNEL_MEMORY_MB: '3072', POOL_THREADS: '2' } })
+const server = await startServer({
+  env: { BODY_LIMIT_MB: '256', KERNEL_MEMORY_MB: '3072', POOL_THREADS: '2' },
+  keepOutput: false
+})
 
 function largeSafetensors(): Buffer {
   const [b, t, v] = [8, 256, 8192]

@@ -122,7 +122,7 @@ function nextScenario(): Scenario {
 let server: RunningServer | undefined
 let base = values.url
 if (base === undefined) {
-  server = await startServer({ env: { POOL_THREADS: '2' } })
+  server = await startServer({ env: { POOL_THREADS: '2' }, keepOutput: false })
   base = server.base
 }
 

@@ -19,7 +19,7 @@ export interface RunningServer {
  * it logs that it listens; rejects with its output if it exits first.
  */
 export function startServer(
-  options: { cwd?: string; script?: string; env?: Record<string, string> } = {}
+  options: { cwd?: string; script?: string; env?: Record<string, string>; keepOutput?: boolean } = {}
 ): Promise<RunningServer> {
   const cwd = options.cwd ?? fileURLToPath(new URL('..', import.meta.url))
   const script = options.script ?? 'dist/src/server.js'
@@ -36,18 +36,27 @@ export function startServer(
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  let output = ''
+  // The output is kept as chunks, joined only when asked for: matching a pattern against one
+  // ever-growing string would copy all of it at every chunk (the logs of a busy server come at
+  // hundreds of KB a second). Without keepOutput, what comes after the listening line is read
+  // and dropped, as a benchmark's client, which reads the log pipe, should spend nothing on it.
+  const chunks: string[] = []
+  let listened = false
+  const output = () => chunks.join('')
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer) => {
-      output += chunk.toString()
-      const listening = /Server listening at (http:\/\/127\.0\.0\.1:(\d+))/.exec(output)
+      if (listened && options.keepOutput === false) return
+      chunks.push(chunk.toString())
+      if (listened) return
+      const listening = /Server listening at (http:\/\/127\.0\.0\.1:(\d+))/.exec(output())
       if (listening !== null) {
-        resolve({ child, port: Number(listening[2]), base: listening[1], output: () => output, exited })
+        listened = true
+        resolve({ child, port: Number(listening[2]), base: listening[1], output, exited })
       }
     }
     child.stdout?.on('data', onData)
     child.stderr?.on('data', onData)
-    exited.then((code) => reject(new Error(`server exited with ${code} before listening:\n${output}`)))
+    exited.then((code) => reject(new Error(`server exited with ${code} before listening:\n${output()}`)))
   })
 }
