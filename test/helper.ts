@@ -6,6 +6,7 @@ import pino from 'pino'
 import { afterAll, onTestFinished } from 'vitest'
 import { type AppConfig, type AppOptions, appConfig, buildApp } from '../src/app.js'
 import { type Dtype, readSafetensors, type TensorToWrite, writeSafetensors } from '../src/codec/safetensors.js'
+import { createEngine, type Engine, type EngineOptions } from '../src/engine/engine.js'
 
 export const TEST_CONFIG: AppConfig = appConfig({
   POOL_THREADS: 2,
@@ -144,4 +145,21 @@ export async function readRawAnswer(socket: Socket): Promise<{ status: number; b
   for await (const chunk of socket) chunks.push(chunk as Buffer)
   const [head, body] = Buffer.concat(chunks).toString('latin1').split('\r\n\r\n', 2)
   return { status: Number(head.split(' ')[1]), body: JSON.parse(body) }
+}
+
+/**
+ * An engine of its own for one test, closed when the test ends: one worker, 16 MiB of kernel
+ * memory, a queue of 4 and 2^20 elements, unless `options` say otherwise.
+ */
+export function testEngine(options: Partial<EngineOptions> = {}): Engine {
+  const engine = createEngine({
+    threads: 1,
+    memoryMegabytes: 16,
+    maxQueue: 4,
+    maxElements: 2 ** 20,
+    workerMaxOldGenerationMb: 64,
+    ...options
+  })
+  onTestFinished(() => engine.close())
+  return engine
 }

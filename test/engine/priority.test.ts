@@ -1,10 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { CrossEntropyRequest } from '../../schemas/cross-entropy.js'
-import { createEngine, WORKER_NICE } from '../../src/engine/engine.js'
+import { WORKER_NICE } from '../../src/engine/engine.js'
 import { computeCrossEntropy } from '../../src/ops/cross-entropy/compute.js'
 import { decodeCrossEntropyJson } from '../../src/ops/cross-entropy/json.js'
 import { Barrier } from '../faults.js'
+import { testEngine } from '../helper.js'
 
 // The workers run below the main thread, so that it answers probes and moves bytes first when
 // both want a core. Linux keeps a nice value a thread; elsewhere there is nothing to read.
@@ -24,15 +25,11 @@ describe.runIf(process.platform === 'linux')('the workers’ priority', () => {
     const before = niceValues()
     expect(before.filter((nice) => nice === WORKER_NICE)).toEqual([])
     const barrier = new Barrier()
-    const engine = createEngine({
+    const engine = testEngine({
       threads: 2,
-      memoryMegabytes: 16,
-      maxQueue: 4,
       maxElements: 2 ** 16,
-      workerMaxOldGenerationMb: 64,
       faults: (requestId) => (requestId === 'held' ? barrier.hold() : undefined)
     })
-    onTestFinished(() => engine.close())
     await engine.start()
     // One worker holds a task at the barrier, so the next task runs on the other: both have started.
     const held = computeCrossEntropy(engine, decodeCrossEntropyJson(request, engine.openRequest(), engine), {

@@ -1,6 +1,5 @@
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { CrossEntropyRequest } from '../../schemas/cross-entropy.js'
-import { createEngine } from '../../src/engine/engine.js'
 import { RequestClosedError } from '../../src/engine/errors.js'
 import { KernelArena } from '../../src/engine/memory.js'
 import { u8 } from '../../src/engine/plan.js'
@@ -8,6 +7,7 @@ import { RequestMemory } from '../../src/engine/request.js'
 import { computeCrossEntropy } from '../../src/ops/cross-entropy/compute.js'
 import { decodeCrossEntropyJson } from '../../src/ops/cross-entropy/json.js'
 import { Barrier } from '../faults.js'
+import { testEngine } from '../helper.js'
 
 const request = (rows: number, vocab: number, shift: number): CrossEntropyRequest => ({
   logits: Array.from({ length: rows }, (_, r) =>
@@ -26,15 +26,7 @@ const spans = (views: Record<string, ArrayBufferView | null>) =>
 describe('a request’s kernel memory', () => {
   it('outlives its request while a task of it still runs: a new request never gets its bytes', async () => {
     const barrier = new Barrier()
-    const engine = createEngine({
-      threads: 1,
-      memoryMegabytes: 16,
-      maxQueue: 4,
-      maxElements: 2 ** 20,
-      workerMaxOldGenerationMb: 64,
-      faults: (requestId) => (requestId === 'leaves' ? barrier.hold(3) : undefined)
-    })
-    onTestFinished(() => engine.close())
+    const engine = testEngine({ faults: (requestId) => (requestId === 'leaves' ? barrier.hold(3) : undefined) })
     await engine.start()
 
     // The first request's task runs 3 of its 8 rows and waits at the barrier, still running.
@@ -79,14 +71,7 @@ describe('a request’s kernel memory', () => {
   })
 
   it('refuses allocations once released, and frees once, however many times it is released', () => {
-    const engine = createEngine({
-      threads: 1,
-      memoryMegabytes: 16,
-      maxQueue: 4,
-      maxElements: 2 ** 20,
-      workerMaxOldGenerationMb: 64
-    })
-    onTestFinished(() => engine.close())
+    const engine = testEngine()
     const memory = engine.openRequest()
     memory.bytes(1000)
     expect(engine.arena.usedBytes).toBeGreaterThan(0)

@@ -1,6 +1,5 @@
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { type CrossEntropyRequest, OUTPUT_NAMES, type OutputName } from '../../schemas/cross-entropy.js'
-import { createEngine } from '../../src/engine/engine.js'
 import { ArenaFullError } from '../../src/engine/memory.js'
 import { planBytes } from '../../src/engine/plan.js'
 import { computeCrossEntropy } from '../../src/ops/cross-entropy/compute.js'
@@ -8,7 +7,7 @@ import { decodeCrossEntropyJson } from '../../src/ops/cross-entropy/json.js'
 import { optionsFromBody } from '../../src/ops/cross-entropy/options.js'
 import { crossEntropyPlan } from '../../src/ops/cross-entropy/plan.js'
 import { Barrier, faultsByRequestId } from '../faults.js'
-import { build, safetensorsFile } from '../helper.js'
+import { build, safetensorsFile, testEngine } from '../helper.js'
 
 // Admission and compute share one plan: a request that can never fit in KERNEL_MEMORY_MB is
 // refused with 413 whatever it asks for, and one that fits an idle server runs there; only one
@@ -84,14 +83,7 @@ describe('admission by the plan', () => {
 
   it('refuses, before allocating, exactly the requests whose plan is larger than the whole memory, whatever the outputs', async () => {
     // An engine with no element limit of its own: only the plan decides.
-    const engine = createEngine({
-      threads: 1,
-      memoryMegabytes: 16,
-      maxQueue: 4,
-      maxElements: 2 ** 31,
-      workerMaxOldGenerationMb: 64
-    })
-    onTestFinished(() => engine.close())
+    const engine = testEngine({ maxElements: 2 ** 31 })
     await engine.start()
     const choices: OutputName[][] = [[], ['entropy'], ['gradients'], ['token_losses', 'predictions', 'accuracy']]
     for (const outputs of choices) {
