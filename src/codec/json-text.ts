@@ -157,11 +157,13 @@ export async function parseNumbers(
   run: RunOptions,
   integersHereBelow = INTEGERS_HERE_BELOW
 ): Promise<boolean> {
-  const shape = fieldShape(field)
-  if (shape === null || into.length !== field.rows * shape[shape.length - 1]) return false
   // A few integers (the targets of most requests) are read here: a task's hand-off costs more.
-  if (into instanceof Int32Array && into.length < integersHereBelow)
+  if (into instanceof Int32Array && into.length < integersHereBelow) {
+    const shape = fieldShape(field)
+    if (shape === null || into.length !== field.rows * shape[shape.length - 1]) return false
     return parseHere(fieldText(json, field), shape, into)
+  }
+  // numbersStage checks the shape against `into` for the workers' reading.
   const reading = numbersStage(engine, memory, json, field, into)
   if (reading === null) return false
   const { stage, rows, count } = reading
