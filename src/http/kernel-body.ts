@@ -5,6 +5,7 @@ import { copyInto } from '../engine/memory.js'
 import type { RequestMemory } from '../engine/request.js'
 import { XentErrors } from '../errors.js'
 import { safetensorsBodyLimit } from '../limits.js'
+import { chunkReleaser } from './chunk-release.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -141,6 +142,8 @@ function receiveBody(
   let inJs = false
   const chunks: Buffer[] = []
   let received = 0
+  // Each chunk goes back to the allocator once copied, when it is the HTTP parser's own.
+  const copied = chunkReleaser(payload)
   let failed = false
   const fail = (error: Error) => {
     if (failed) return
@@ -159,6 +162,7 @@ function receiveBody(
       const chunk = chunks[waitingMoved]
       copyInto(target, waitingOffset, chunk)
       waitingOffset += chunk.length
+      copied(chunk)
       chunks[waitingMoved++] = EMPTY
     }
   }
@@ -186,13 +190,15 @@ function receiveBody(
       fail(lengthKnown ? options.lengthMismatch(received + chunk.length, declared) : options.tooLarge())
       return
     }
+    const length = chunk.length
     if (target !== null) {
       copyInto(target, received, chunk)
+      copied(chunk)
       moveWaiting(2)
     } else {
       chunks.push(chunk)
     }
-    received += chunk.length
+    received += length
     if (target === null && !inJs && received >= reserveAt) reserve(declared)
   })
   // A client that hangs up mid-upload: Node reports the body as aborted (and may not raise an
