@@ -16,11 +16,14 @@ const engine = localEngine('wasm', 3)
 async function readRow(
   texts: string[],
   kind: 'f32' | 'i32' = 'f32',
-  here = false
+  here = false,
+  separators: string[] = []
 ): Promise<Float32Array | Int32Array | null> {
   const memory = openMemory()
   try {
-    const body = Buffer.from(`{"x":[${texts.join(',')}]}`)
+    // The text between two numbers: `separators[i]` after the ith, or a bare comma.
+    const row = texts.map((text, i) => (i === 0 ? '' : (separators[i - 1] ?? ',')) + text).join('')
+    const body = Buffer.from(`{"x":[${row}]}`)
     const bytes = memory.bytes(body.length)
     bytes.set(body)
     const json = await indexJson(engine, memory, bytes, {})
@@ -253,6 +256,36 @@ describe('reading JSON numbers in the kernel', () => {
       }),
       { numRuns: 300 }
     )
+  })
+
+  it('reads numbers apart by any JSON spacing around their commas, and refuses anything else between them', async () => {
+    // "," (JSON.stringify) and ", " (Python's json.dumps) are read the quick way, any other
+    // spacing the general way.
+    const separator = fc.constantFrom(',', ', ', ',  ', ' ,', ' , ', ',\n  ', ',\t', '\r\n,\r\n')
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(inFloat32Range.map(String), separator), { minLength: 1, maxLength: 60 }),
+        async (pairs) => {
+          const texts = pairs.map(([text]) => text)
+          const read = await readRow(
+            texts,
+            'f32',
+            false,
+            pairs.map(([, between]) => between)
+          )
+          expect(read).not.toBeNull()
+          expect(Array.from(read ?? [])).toEqual(texts.map((text) => Math.fround(JSON.parse(text))))
+        }
+      ),
+      RUNS
+    )
+    const texts = Array.from({ length: 24 }, (_, i) => `${i}.5`)
+    for (const bad of [',,', ', ,', ' ', ',x', ';', ', ,\n']) {
+      for (const at of [0, 11, 22]) {
+        const separators = texts.map((_, i) => (i === at ? bad : ', '))
+        expect(await readRow(texts, 'f32', false, separators), `${JSON.stringify(bad)} after number ${at}`).toBeNull()
+      }
+    }
   })
 
   it('takes nothing JSON does not: leading zeros, bare points, signs, words, overflowing float32', async () => {

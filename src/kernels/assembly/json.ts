@@ -60,6 +60,8 @@ const QUOTE: u32 = 0x22
 const BACKSLASH: u32 = 0x5c
 const COMMA: u32 = 0x2c
 const COLON: u32 = 0x3a
+// ", " read as a little-endian u16.
+const COMMA_SPACE: u32 = 0x202c
 
 // @ts-ignore: decorator
 @inline
@@ -302,16 +304,21 @@ export function numberRows (call: usize, rowStart: i32, rowEnd: i32, control: us
     let flagged = false
     const target = out + (<usize>row * <usize>count << 2)
     for (let i = 0; i < count; i++) {
-      // Most bodies have no spaces between numbers: one byte compared, and on.
+      // Most bodies separate numbers with "," (JavaScript's JSON.stringify) or ", " (Python's
+      // json.dumps): one load and a compare or two; only other spacing takes the general way.
       if (i > 0) {
-        if (byteAt(p, valueEnd) == COMMA) {
+        const two = p + 2 <= valueEnd ? <u32>load<u16>(p) : byteAt(p, valueEnd)
+        if (two == COMMA_SPACE) {
+          p += 2
+        } else if ((two & 0xff) == COMMA) {
           p++
         } else {
           p = expect(p, valueEnd, COMMA)
           if (p == 0) return row
         }
       }
-      if (isSpace(byteAt(p, valueEnd))) p = skipSpace(p, valueEnd)
+      const c = byteAt(p, valueEnd)
+      if (c <= 0x20 && isSpace(c)) p = skipSpace(p, valueEnd)
       p = parseNumber(p, valueEnd, !integers)
       if (p == 0) return row
       if (parsedUndecided) flagged = true
