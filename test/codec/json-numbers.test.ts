@@ -218,6 +218,71 @@ describe('reading JSON numbers in the kernel', () => {
     ])
   })
 
+  it('reads the wider shapes, zeros after "0." and exponents of 1 to 3 digits, as Math.fround(JSON.parse)', async () => {
+    // What JSON.stringify and Python's json write for probabilities and other small values
+    // (0.000046743367205959314, 3.985238626758787e-7, 5.9604645e-08): the kernel reads these a
+    // quicker way too, with at most 19 significant digits, once 32 bytes or more follow.
+    const zerosFirst = fc
+      .tuple(fc.boolean(), fc.integer({ min: 0, max: 12 }), fc.stringMatching(/^[1-9][0-9]{0,18}$/))
+      .map(([negative, zeros, digits]) => `${negative ? '-' : ''}0.${'0'.repeat(zeros)}${digits}`)
+    const withExponent = fc
+      .tuple(
+        fc.boolean(),
+        fc.stringMatching(/^(0|[1-9][0-9]{0,7})$/),
+        fc.option(fc.stringMatching(/^[0-9]{1,18}$/), { nil: undefined }),
+        fc.constantFrom('e', 'E', 'e-', 'e+', 'E-'),
+        fc.stringMatching(/^[0-9]{1,3}$/)
+      )
+      .map(
+        ([negative, whole, fraction, e, power]) =>
+          `${negative ? '-' : ''}${whole}${fraction === undefined ? '' : `.${fraction}`}${e}${power}`
+      )
+    // Float32 midpoints written both ways, and a hair either side.
+    const nearMidpoint = float32
+      .filter((value) => value !== 0)
+      .chain((value) => {
+        const bits = new Uint32Array(new Float32Array([Math.abs(value)]).buffer)[0]
+        const next = new Float32Array(new Uint32Array([bits + 1]).buffer)[0]
+        const middle = (Math.abs(value) + next) / 2
+        const sign = value < 0 ? '-' : ''
+        const written = [16, 17, 18].flatMap((digits) => [
+          middle.toExponential(digits),
+          (middle * (1 + 2 ** -52)).toExponential(digits),
+          (middle * (1 - 2 ** -53)).toExponential(digits)
+        ])
+        const zeros = -Math.floor(Math.log10(middle)) - 1
+        if (middle < 1 && zeros <= 20) written.push(middle.toFixed(zeros + 17), middle.toFixed(zeros + 16))
+        return fc.constantFrom(...written.map((text) => sign + text))
+      })
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(zerosFirst, withExponent, nearMidpoint), { minLength: 20, maxLength: 300 }),
+        async (texts) => {
+          await expectF32(texts)
+        }
+      ),
+      { numRuns: 200 }
+    )
+    const more = Array.from({ length: 20 }, (_, i) => `-${i}.125e-3`)
+    await expectF32([
+      '0.000046743367205959314',
+      '3.985238626758787e-7',
+      '5.9604645e-08',
+      '1E+38',
+      '3.4028235e38',
+      '1.401298464324817e-45',
+      '7e-46',
+      '-0.0000',
+      '0e-999',
+      '1e-999',
+      '123.456e-20',
+      '0.00000000000000000000000000001',
+      ...more
+    ])
+    // More than three exponent digits are read the long way, the same.
+    await expectF32(['1e0005', '1e-0045', '2.5e-0000000007', ...more])
+  })
+
   it('reads exactly what the fast algorithms cannot decide: a hair past a halfway point between doubles', async () => {
     // h = 1 + 2^-24 + 2^-53 is halfway between the double m = 1 + 2^-24 (a float32 midpoint) and
     // the next double up. A hair above h reads as that double, whose float32 is 1 + 2^-23; the
@@ -310,7 +375,13 @@ describe('reading JSON numbers in the kernel', () => {
       '1.5x',
       '1.2.3',
       '--1',
-      '-.5'
+      '-.5',
+      '1e-',
+      '1E',
+      '1e+-5',
+      '2.5e-',
+      '0.00e',
+      '1e1234'
     ]) {
       expect(await readRow([text]), text).toBeNull()
       // Where 32 bytes or more follow, the quick reading meets it first: it must refuse it too.

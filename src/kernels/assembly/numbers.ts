@@ -7,8 +7,9 @@
 // double. What neither decides (about one number in 10^9 of random input, and some crafted ones)
 // is flagged `undecided`, and the caller reads it exactly another way. Numbers of the usual shape
 // (-d.ddd, up to 19 digits, no exponent) have their digits found by two 16-byte SIMD compares
-// and read eight at a time; a float32 reading may skip Eisel–Lemire when a binary64 product
-// already decides the float32.
+// and read eight at a time, and so do the wider shapes of probabilities (zeros after "0.", an
+// exponent of up to three digits), in a helper of their own; a float32 reading may skip
+// Eisel–Lemire when a binary64 product already decides the float32.
 //
 // Printing is Ryu's float32 case (Adams, PLDI 2018): the interval of decimals that round to the
 // float, scaled by 64-bit products, and its shortest member; then the digits laid out as
@@ -174,13 +175,97 @@ function digitMask (q: usize): u32 {
   return i8x16.bitmask(i8x16.lt_u(i8x16.sub(v128.load(q), i8x16.splat(0x30)), i8x16.splat(10)))
 }
 
+// Which of the 16 bytes at q are ASCII zeros, one bit each.
+// @ts-ignore: decorator
+@inline
+function zeroMask (q: usize): u32 {
+  return i8x16.bitmask(i8x16.eq(v128.load(q), i8x16.splat(0x30)))
+}
+
+// What parseCommonNumber hands on: -?d{1,8}(.d+)?([eE][+-]?d{1,3})? with at most 19 significant
+// digits (the zeros after "0." are not), its digits ending within the 32 bytes at start. That is
+// what JSON.stringify and Python's json write for probabilities (0.000046743367205959314,
+// 3.985238626758787e-7). Not inlined, so that the logits' path stays as small as it was. It
+// starts after the integer digits (worth w): with `at` 0 the fraction of fractionDigits digits is
+// still to read; otherwise it has been read, and `at` is the exponent's "e". Returns the number's
+// end, or 0.
+function wideNumber (
+  negative: bool,
+  start: usize,
+  integerDigits: usize,
+  w: u64,
+  fractionDigits: usize,
+  at: usize,
+  end: usize,
+  single: bool
+): usize {
+  let q = at
+  if (q == 0) {
+    if (fractionDigits == 0 || integerDigits + 1 + fractionDigits >= 32) return 0
+    q = start + integerDigits + 1
+    let left = fractionDigits
+    if (w == 0) {
+      const zeros = <usize>ctz(~((zeroMask(start) | (zeroMask(start + 16) << 16)) >> <u32>(integerDigits + 1)))
+      q += zeros
+      left -= zeros
+    }
+    if (integerDigits + left > 19) return 0
+    while (left > 8) {
+      w = w * 100000000 + leadingDigitsValue(q, 8)
+      q += 8
+      left -= 8
+    }
+    if (left > 0) {
+      w = w * load<u64>(POW10_U64 + (left << 3)) + leadingDigitsValue(q, left)
+      q += left
+    }
+  }
+  let exponent = -<i64>fractionDigits
+  let c = <u32>load<u8>(q)
+  if ((c | 0x20) == 0x65) {
+    // One to three digits (more, and the long way reads them).
+    if (q + 6 > end) return 0
+    q++
+    c = <u32>load<u8>(q)
+    const exponentNegative = c == CHAR_MINUS
+    q += <usize>(c == CHAR_MINUS || c == CHAR_PLUS)
+    const first = q
+    let e: i64 = 0
+    while (q < first + 3 && isDigit(<u32>load<u8>(q))) {
+      e = e * 10 + <i64>(<u32>load<u8>(q) - CHAR_0)
+      q++
+    }
+    if (q == first || isDigit(<u32>load<u8>(q))) return 0
+    exponent += exponentNegative ? -e : e
+  }
+  let value: f64 = 0
+  if (w != 0) {
+    if (w <= (<u64>1 << 53) && exponent >= -22 && exponent <= 22) {
+      // Clinger: an exact integer and an exact power of ten, one rounding.
+      value =
+        exponent < 0
+          ? <f64>w / load<f64>(POW10 + (<usize>-exponent << 3))
+          : <f64>w * load<f64>(POW10 + (<usize>exponent << 3))
+    } else if (single && exponent >= <i64>POW10_F64_MIN && exponent <= <i64>POW10_F64_MAX && singleShortcut(w, exponent)) {
+      value = shortcutValue
+    } else {
+      const bits = eiselLemire(w, exponent)
+      if (bits == EL_FAILED) return 0
+      value = reinterpret<f64>(bits)
+    }
+  }
+  parsedUndecided = false
+  parsedValue = negative ? -value : value
+  return q
+}
+
 // The common shapes at once: -?d{1,8}(.d{1,16})? with at most 19 digits, no exponent, 32 bytes
 // or more before `end`. Two 16-byte compares find where the digits stop. Returns the number's
 // end, or 0 when it is of another shape (parseNumber then reads it byte by byte, and decides
 // whether it is a number at all).
 // @ts-ignore: decorator
 @inline
-function parseCommonNumber (p: usize, single: bool): usize {
+function parseCommonNumber (p: usize, end: usize, single: bool): usize {
   const negative = <u32>load<u8>(p) == CHAR_MINUS
   const start = p + <usize>negative
   const mask = digitMask(start) | (digitMask(start + 16) << 16)
@@ -193,7 +278,9 @@ function parseCommonNumber (p: usize, single: bool): usize {
   let c = <u32>load<u8>(q)
   if (c == CHAR_DOT) {
     fractionDigits = <usize>ctz(~(mask >> <u32>(integerDigits + 1)))
-    if (fractionDigits == 0 || fractionDigits > 16 || integerDigits + fractionDigits > 19) return 0
+    if (fractionDigits == 0 || fractionDigits > 16 || integerDigits + fractionDigits > 19) {
+      return wideNumber(negative, start, integerDigits, w, fractionDigits, 0, end, single)
+    }
     q++
     if (fractionDigits > 8) {
       w = w * 100000000 + leadingDigitsValue(q, 8)
@@ -204,7 +291,7 @@ function parseCommonNumber (p: usize, single: bool): usize {
     q += fractionDigits
     c = <u32>load<u8>(q)
   }
-  if ((c | 0x20) == 0x65) return 0
+  if ((c | 0x20) == 0x65) return wideNumber(negative, start, integerDigits, w, fractionDigits, q, end, single)
   let value: f64 = 0
   if (w != 0) {
     const exponent = -<i64>fractionDigits
@@ -233,7 +320,7 @@ function parseCommonNumber (p: usize, single: bool): usize {
 @inline
 export function parseNumber (p: usize, end: usize, single: bool): usize {
   if (p + 33 <= end) {
-    const q = parseCommonNumber(p, single)
+    const q = parseCommonNumber(p, end, single)
     if (q != 0) return q
   }
   parsedUndecided = false
