@@ -69,25 +69,38 @@ export function isMisaligned(bytes: Uint8Array, info: TensorInfo | undefined): b
   return info !== undefined && (bytes.byteOffset + info.begin) % DTYPE_SIZES[info.dtype] !== 0
 }
 
+/** Copies between two views of the kernel memory at memcpy's speed (Engine.copy). */
+export type CopyBytes = (target: Uint8Array, source: Uint8Array) => void
+
 /** A misaligned tensor's bytes, copied to `copy` (an aligned allocation of its length); otherwise where they lie. */
-function alignedBytes(bytes: Uint8Array, info: TensorInfo, copy: Uint8Array | null): Uint8Array {
+function alignedBytes(bytes: Uint8Array, info: TensorInfo, copy: Uint8Array | null, copyBytes: CopyBytes): Uint8Array {
   const source = bytes.subarray(info.begin, info.end)
   if (copy === null) return source
-  copy.set(source)
+  copyBytes(copy, source)
   return copy
 }
 
 /** The logits as the kernel reads them: float32s, or the raw 16-bit words of F16 and BF16. */
-export function logitsView(bytes: Uint8Array, info: TensorInfo, copy: Uint8Array | null): Float32Array | Uint16Array {
-  const data = alignedBytes(bytes, info, copy)
+export function logitsView(
+  bytes: Uint8Array,
+  info: TensorInfo,
+  copy: Uint8Array | null,
+  copyBytes: CopyBytes
+): Float32Array | Uint16Array {
+  const data = alignedBytes(bytes, info, copy, copyBytes)
   return info.dtype === 'F32'
     ? new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4)
     : new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2)
 }
 
 /** An F32 tensor as float32s. */
-export function float32View(bytes: Uint8Array, info: TensorInfo, copy: Uint8Array | null): Float32Array {
-  const data = alignedBytes(bytes, info, copy)
+export function float32View(
+  bytes: Uint8Array,
+  info: TensorInfo,
+  copy: Uint8Array | null,
+  copyBytes: CopyBytes
+): Float32Array {
+  const data = alignedBytes(bytes, info, copy, copyBytes)
   return new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4)
 }
 

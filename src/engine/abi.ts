@@ -172,6 +172,18 @@ export const PRINT_ROWS_CALL = {
 } satisfies CallLayout<string>
 export const PRINT_KIND = { F32: 0, F64: 1, I32: 2 } as const
 
+/** copyBlocks: `length` bytes from `src` to `dst`, COPY_BLOCK_BYTES a row (the last row shorter). */
+export const COPY_BLOCKS_CALL = {
+  prefix: 'CB_',
+  bytes: 12,
+  fields: {
+    dst: u32(0),
+    src: u32(4),
+    length: u32(8)
+  }
+} satisfies CallLayout<string>
+export const COPY_BLOCK_BYTES = 1 << 20
+
 export type CrossEntropyCall = { [K in keyof typeof CROSS_ENTROPY_CALL.fields]: number }
 export type LogprobsCall = { [K in keyof typeof LOGPROBS_CALL.fields]: number }
 
@@ -219,7 +231,8 @@ export const KERNEL_ENTRIES = [
   'logprobRows',
   'jsonIndex',
   'numberRows',
-  'printRows'
+  'printRows',
+  'copyBlocks'
 ] as const
 export type KernelEntry = (typeof KERNEL_ENTRIES)[number]
 
@@ -255,5 +268,6 @@ export const KERNEL_CONSTANTS = {
   NUMBER_I32: NUMBER_KIND.I32,
   PRINT_F32: PRINT_KIND.F32,
   PRINT_F64: PRINT_KIND.F64,
-  PRINT_I32: PRINT_KIND.I32
+  PRINT_I32: PRINT_KIND.I32,
+  COPY_BLOCK_BYTES
 } as const

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import { workerEntries } from '../kernels/entries.js'
-import { CROSS_ENTROPY_CALL, type KernelEntry, writeCall } from './abi.js'
+import { COPY_BLOCK_BYTES, COPY_BLOCKS_CALL, CROSS_ENTROPY_CALL, type KernelEntry, writeCall } from './abi.js'
 import { ControlWords } from './control.js'
 import {
   QueueFullError,
@@ -105,6 +105,12 @@ export interface Engine {
    * microseconds), which a worker would only add the hand-off to. Its verdict.
    */
   runHere(entry: KernelEntry, call: number, rows: number): number
+  /**
+   * Copies `source` into `target`, two views of the kernel memory of the same length, at memcpy's
+   * speed whatever their addresses (the kernel's memory.copy, on this thread). JavaScript's own
+   * copy between SharedArrayBuffer views goes a byte at a time when they are skewed modulo 8.
+   */
+  copy(target: Uint8Array, source: Uint8Array): void
   /** A slot for a request in hand, or null when POOL_THREADS + MAX_QUEUE are already held; call the result to free it. */
   takeSlot(): (() => void) | null
   /** Whether takeSlot() would give a slot now. */
@@ -141,6 +147,8 @@ export function createEngine(options: EngineOptions): Engine {
   const arena = new KernelArena(options.memoryMegabytes)
   // Enough words for every task piscina can hold, and for the request being split beside them.
   const controls = new ControlWords(arena.permanentInt32(maxQueue + 4 * threads + 64))
+  // The call struct of copy(), which only this thread writes, and runs at once.
+  const copyCall = arena.permanentInt32(COPY_BLOCKS_CALL.bytes / 4).byteOffset
   options.beforeStart?.(arena.capacity)
   const piscina = new Piscina<Task & { fault?: Fault }, number>({
     filename: workerFile,
@@ -274,6 +282,20 @@ export function createEngine(options: EngineOptions): Engine {
     runHere(entry, call, rows) {
       here ??= workerEntries(instantiateKernels(arena.memory, kernelModule()).kernels, arena.buffer)
       return here[entry](call, 0, rows, 0)
+    },
+    copy(target, source) {
+      if (target.buffer !== arena.buffer || source.buffer !== arena.buffer) {
+        throw new RangeError('copy() takes two views of the kernel memory')
+      }
+      if (target.byteLength !== source.byteLength) {
+        throw new RangeError(`copy() takes views of one length; got ${target.byteLength} and ${source.byteLength}`)
+      }
+      writeCall(arena.buffer, copyCall, COPY_BLOCKS_CALL, {
+        dst: target.byteOffset,
+        src: source.byteOffset,
+        length: source.byteLength
+      })
+      engine.runHere('copyBlocks', copyCall, Math.ceil(source.byteLength / COPY_BLOCK_BYTES))
     },
     hasFreeSlot: () => slots < threads + maxQueue,
     takeSlot() {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   type CallLayout,
+  COPY_BLOCKS_CALL,
   CROSS_ENTROPY_CALL,
   JSON_INDEX_CALL,
   KERNEL_CONSTANTS,
@@ -31,7 +32,8 @@ const layouts: Array<CallLayout<string>> = [
   LOGPROBS_CALL,
   JSON_INDEX_CALL,
   NUMBER_ROWS_CALL,
-  PRINT_ROWS_CALL
+  PRINT_ROWS_CALL,
+  COPY_BLOCKS_CALL
 ]
 
 describe('the host↔kernel ABI', () => {

@@ -43,7 +43,7 @@ export function runRange(
   return entry === 'logprobRows' ? oracleLogprobs(call, rowStart, rowEnd) : oracleCrossEntropy(call, rowStart, rowEnd)
 }
 
-export type LocalEngine = Pick<Engine, 'arena' | 'admit' | 'run' | 'runHere'>
+export type LocalEngine = Pick<Engine, 'arena' | 'admit' | 'copy' | 'run' | 'runHere'>
 
 /**
  * An engine stand-in whose run() goes through `kind`'s kernel on this thread: in the ranges the
@@ -57,6 +57,8 @@ export function localEngine(
   return {
     arena,
     admit: (size) => arena.requireCapacity(size.bytes),
+    // The engine's copy is the kernel's memory.copy (test/engine/copy.test.ts); here, the plain one.
+    copy: (target, source) => target.set(source),
     runHere: (entry, call, rows) => runRange('wasm', entry, call, 0, rows),
     run: (memory, entry, call, rows, vocab, options = {}) =>
       memory.track(

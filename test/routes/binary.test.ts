@@ -82,6 +82,40 @@ describe('POST /v1/cross-entropy with a safetensors body', async () => {
     }
   )
 
+  it('reads tensors that lie misaligned in the body exactly as aligned ones (copied once, whatever the skew)', async () => {
+    // Spaces added to the header shift every tensor by that many bytes: F32 logits, soft
+    // targets and weight then lie off their 4-byte boundaries and are copied before they are read.
+    const rows = 300
+    const vocab = 1000
+    const logits = Float32Array.from({ length: rows * vocab }, (_, i) => Math.sin(i * 0.37) * 9)
+    const soft = new Float32Array(rows * vocab)
+    for (let row = 0; row < rows; row++) {
+      soft[row * vocab + (row % vocab)] = 0.75
+      soft[row * vocab + ((row * 7) % vocab)] += 0.25
+    }
+    const weight = Float32Array.from({ length: vocab }, (_, i) => 0.5 + (i % 5) / 4)
+    const aligned = file([
+      { name: 'logits', dtype: 'F32', shape: [rows, vocab], data: logits },
+      { name: 'soft_targets', dtype: 'F32', shape: [rows, vocab], data: soft },
+      { name: 'weight', dtype: 'F32', shape: [vocab], data: weight }
+    ])
+    const skewed = (by: number) => {
+      const headerLength = Number(aligned.readBigUInt64LE(0))
+      const header = aligned.subarray(8, 8 + headerLength).toString('utf8') + ' '.repeat(by)
+      const length = Buffer.alloc(8)
+      length.writeBigUInt64LE(BigInt(header.length))
+      return Buffer.concat([length, Buffer.from(header), aligned.subarray(8 + headerLength)])
+    }
+    const query = 'outputs=gradients,token_losses&reduction=sum'
+    const expected = await post(aligned, query, OCTET)
+    expect(expected.statusCode).toBe(200)
+    for (const by of [1, 2, 3, 5]) {
+      const res = await post(skewed(by), query, OCTET)
+      expect(res.statusCode, `header longer by ${by}`).toBe(200)
+      expect(Buffer.compare(res.rawPayload, expected.rawPayload), `header longer by ${by}`).toBe(0)
+    }
+  })
+
   it.each(fixtures.map((fixture) => [fixture.name, fixture] as const))(
     '%s matches PyTorch, answered as safetensors',
     async (_name, fixture) => {

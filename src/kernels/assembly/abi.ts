@@ -122,3 +122,11 @@ export const PR_BYTES: i32 = 32
 export const PRINT_F32: i32 = 0
 export const PRINT_F64: i32 = 1
 export const PRINT_I32: i32 = 2
+
+// A copy call (copyBlocks): LENGTH bytes from SRC to DST, COPY_BLOCK_BYTES a row (the last row
+// shorter). memory.copy moves them at memcpy's speed whatever the two addresses are.
+export const CB_DST: i32 = 0
+export const CB_SRC: i32 = 4
+export const CB_LENGTH: i32 = 8
+export const CB_BYTES: i32 = 12
+export const COPY_BLOCK_BYTES: i32 = 1 << 20

@@ -6,6 +6,7 @@
 // per instance, per worker): every address comes in a call struct the host wrote (./abi.ts).
 
 export * from './abi'
+export { copyBlocks } from './copy'
 export { hardTargetRows } from './cross-entropy'
 export { logprobRows } from './logprobs'
 export { softTargetRows } from './soft-targets'

@@ -31,7 +31,7 @@ export function decodeCrossEntropySafetensors(
   bytes: Uint8Array,
   query: BinaryQuery,
   memory: RequestMemory,
-  engine: Pick<Engine, 'admit'>
+  engine: Pick<Engine, 'admit' | 'copy'>
 ): CrossEntropyJob {
   const file = readRequestFile(bytes, KNOWN_TENSORS, 'send logits, targets (or soft_targets) and optionally weight')
   const logitsInfo = file.tensors.get('logits')
@@ -87,19 +87,19 @@ export function decodeCrossEntropySafetensors(
   if (targetsInfo !== undefined) copyTargets(bytes, targetsInfo, vocab, options.ignoreIndex, views.targets)
   else if (softInfo !== undefined) {
     views.targets.fill(0)
-    softTargets = float32View(bytes, softInfo, views.softTargetsCopy)
+    softTargets = float32View(bytes, softInfo, views.softTargetsCopy, engine.copy)
     checkSoftTargets(softTargets, vocab, targetsShape)
   }
   let weight: Float32Array | null = null
   if (weightInfo !== undefined) {
-    weight = float32View(bytes, weightInfo, views.weightCopy)
+    weight = float32View(bytes, weightInfo, views.weightCopy, engine.copy)
     checkWeights(weight)
   }
   return {
     memory,
     shape,
     options,
-    logits: logitsView(bytes, logitsInfo, views.logitsCopy),
+    logits: logitsView(bytes, logitsInfo, views.logitsCopy, engine.copy),
     dtype: logitsInfo.dtype as LogitsDtype,
     targets: views.targets,
     softTargets,

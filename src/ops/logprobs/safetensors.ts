@@ -14,7 +14,7 @@ export function decodeLogprobsSafetensors(
   bytes: Uint8Array,
   query: LogprobsQuery,
   memory: RequestMemory,
-  engine: Pick<Engine, 'admit'>
+  engine: Pick<Engine, 'admit' | 'copy'>
 ): LogprobsJob {
   const file = readRequestFile(bytes, ['logits', 'targets'], 'send logits and optionally targets')
   const logitsInfo = file.tensors.get('logits')
@@ -43,7 +43,7 @@ export function decodeLogprobsSafetensors(
     memory,
     shape,
     options,
-    logits: logitsView(bytes, logitsInfo, views.logitsCopy),
+    logits: logitsView(bytes, logitsInfo, views.logitsCopy, engine.copy),
     dtype: logitsInfo.dtype as LogitsDtype,
     targets: views.targets,
     views
