@@ -145,10 +145,13 @@ const workerFile = fileURLToPath(new URL(`./worker.${fromSources ? 'ts' : 'js'}`
 export function createEngine(options: EngineOptions): Engine {
   const { threads, maxQueue, maxElements } = options
   const arena = new KernelArena(options.memoryMegabytes)
-  // Enough words for every task piscina can hold, and for the request being split beside them.
-  const controls = new ControlWords(arena.permanentInt32(maxQueue + 4 * threads + 64))
-  // The call struct of copy(), which only this thread writes, and runs at once.
-  const copyCall = arena.permanentInt32(COPY_BLOCKS_CALL.bytes / 4).byteOffset
+  // Enough control words for every task piscina can hold, and for the request being split beside
+  // them; and after them, in the same block, the call struct of copy(), which only this thread
+  // writes, and runs at once.
+  const controlCount = maxQueue + 4 * threads + 64
+  const permanent = arena.permanentInt32(controlCount + Math.ceil(COPY_BLOCKS_CALL.bytes / 4))
+  const controls = new ControlWords(permanent.subarray(0, controlCount))
+  const copyCall = permanent.subarray(controlCount).byteOffset
   options.beforeStart?.(arena.capacity)
   const piscina = new Piscina<Task & { fault?: Fault }, number>({
     filename: workerFile,

@@ -32,11 +32,18 @@ export class KernelArena {
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer
     this.pool = new MemPool({ buf: this.buffer, start: KERNEL_RESERVED_BYTES, align: ALIGN })
+    this.firstBlock = this.pool.stats().top
   }
 
-  /** Bytes requests can use in all: the memory less the module's and the arena's own (permanentInt32). */
+  /** Where the pool's first block starts: after the module's bytes and the pool's own state. */
+  private readonly firstBlock: number
+
+  /**
+   * Bytes requests can use in all: the memory less the module's, the pool's own state (before
+   * its first block) and the arena's own blocks (permanentInt32).
+   */
   get capacity(): number {
-    return this.buffer.byteLength - KERNEL_RESERVED_BYTES - this.permanentBytes
+    return this.buffer.byteLength - this.firstBlock - this.permanentBytes
   }
 
   /** Bytes held by live allocations, the arena's own (permanentInt32) aside: 0 whenever no request is in flight. */
