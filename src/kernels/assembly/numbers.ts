@@ -238,8 +238,8 @@ function wideNumber (
     if (q == first || isDigit(<u32>load<u8>(q))) return 0
     exponent += exponentNegative ? -e : e
   }
-  // parseCommonNumber's decision, with the range checks its shape never needs (one shared helper
-  // made the logits' reading slower; see the commit that brought this function).
+  // parseCommonNumber's decision, with the range checks its shape never needs: sharing one
+  // helper, or one reading, made logits 6–15% slower to read in alternated kernel runs.
   let value: f64 = 0
   if (w != 0) {
     if (w <= (<u64>1 << 53) && exponent >= -22 && exponent <= 22) {
