@@ -45,7 +45,11 @@ export const canReleaseChunks = transfer !== null
 export function releaseChunk(chunk: Buffer): void {
   if (transfer === null || chunk.byteOffset !== 0 || chunk.buffer.byteLength !== chunk.length) return
   if (!(chunk.buffer instanceof ArrayBuffer)) return
-  transfer.call(chunk.buffer, 0)
+  try {
+    transfer.call(chunk.buffer, 0)
+  } catch {
+    // An ArrayBuffer its maker keeps from being detached: garbage collection frees it, as before.
+  }
 }
 
 /**

@@ -44,6 +44,16 @@ describe('releasing a body chunk once it is copied', () => {
     expect([...shared]).toEqual(new Array(16).fill(3))
   })
 
+  it('leaves a chunk whose buffer cannot be detached as it is, without throwing', () => {
+    // A WebAssembly memory's buffer is one such: it belongs to its memory.
+    const memory = new WebAssembly.Memory({ initial: 1 })
+    const chunk = Buffer.from(memory.buffer)
+    chunk.fill(5)
+    expect(() => releaseChunk(chunk)).not.toThrow()
+    expect(chunk.length).toBe(65536)
+    expect(chunk[65535]).toBe(5)
+  })
+
   it("releases only an HTTP request's own chunks: another stream's may be its caller's Buffer", () => {
     const socket = new Socket()
     const fromParser = parserChunk(1024)
